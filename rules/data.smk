@@ -1,0 +1,34 @@
+rule download:
+    output:
+        npz=report(
+            "resources/{dataset}.npz",
+            category="Data",
+            labels={"file": "{dataset} arrays"},
+        ),
+        provenance=report(
+            "resources/{dataset}.json",
+            category="Data",
+            labels={"file": "{dataset} provenance"},
+        ),
+    params:
+        sources=download_sources,
+        cache="resources/downloads/{dataset}",
+    log:
+        "resources/logs/download_{dataset}.log",
+    conda:
+        "../envs/mnistbench.yaml"
+    script:
+        "../scripts/download.py"
+
+
+rule prepare:
+    input:
+        "resources/{dataset}.npz",
+    output:
+        "resources/prepared/{dataset}_{normalize}.npz",
+    log:
+        "resources/logs/prepare_{dataset}_{normalize}.log",
+    conda:
+        "../envs/mnistbench.yaml"
+    script:
+        "../scripts/prepare.py"

@@ -1,0 +1,1 @@
+# The HTML report (see the report issue).

@@ -1,0 +1,62 @@
+rule train:
+    input:
+        data=prepared_data,
+    output:
+        model="results/runs/{run}/model.keras",
+        history="results/runs/{run}/history.csv",
+        timings="results/runs/{run}/timings.csv",
+        predictions="results/runs/{run}/predictions.npz",
+        metrics="results/runs/{run}/metrics.json",
+    params:
+        run=run_params,
+        options=train_options,
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=config["train"]["mem_mb"],
+        runtime=config["train"]["runtime"],
+    log:
+        "results/runs/{run}/train.log",
+    benchmark:
+        "results/runs/{run}/benchmark.tsv"
+    conda:
+        "../envs/mnistbench.yaml"
+    script:
+        "../scripts/train.py"
+
+
+rule evaluate:
+    input:
+        "results/runs/{run}/predictions.npz",
+    output:
+        confusion="results/runs/{run}/confusion.csv",
+        per_class="results/runs/{run}/per_class.csv",
+    log:
+        "results/runs/{run}/evaluate.log",
+    conda:
+        "../envs/mnistbench.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule aggregate:
+    input:
+        metrics=run_paths("metrics.json"),
+        timings=run_paths("timings.csv"),
+        history=run_paths("history.csv"),
+        benchmark=run_paths("benchmark.tsv"),
+        per_class=run_paths("per_class.csv"),
+        provenance=dataset_provenance(),
+    output:
+        runs=report("results/summary/runs.csv", category="Summary", labels={"table": "runs"}),
+        timings=report("results/summary/timings.csv", category="Summary", labels={"table": "timings"}),
+        history=report("results/summary/history.csv", category="Summary", labels={"table": "history"}),
+        machine=report("results/summary/machine.csv", category="Summary", labels={"table": "machine"}),
+        datasets=report("results/summary/datasets.csv", category="Summary", labels={"table": "datasets"}),
+    params:
+        experiments=EXPERIMENTS,
+    log:
+        "results/logs/aggregate.log",
+    conda:
+        "../envs/mnistbench.yaml"
+    script:
+        "../scripts/aggregate.py"

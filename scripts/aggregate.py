@@ -1,0 +1,6 @@
+from mnistbench.summary import aggregate
+
+from mnistbench import setup_logging
+
+setup_logging(snakemake.log[0])
+aggregate(dict(snakemake.input.items()), dict(snakemake.output.items()), snakemake.params.experiments)
