@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import jsonschema
 
@@ -44,6 +45,14 @@ def describe_validation_error(error: jsonschema.ValidationError) -> str:
     elif error.validator == "type":
         message = f"{error.instance!r} has the wrong type; expected {error.validator_value}"
     return f"config key '{key or '<top level>'}': {message}"
+
+
+def check_paths(config: dict) -> None:
+    """A local dataset path that does not exist is a config mistake, caught before any job."""
+    for dataset, data in config["data"].items():
+        path = data.get("local_path")
+        if path and not Path(path).exists():
+            raise ConfigError(f"config key 'data.{dataset}.local_path': {path} does not exist")
 
 
 def _experiment_runs(experiment) -> list[dict]:

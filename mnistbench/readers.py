@@ -6,6 +6,7 @@ Every reader returns the same thing: a dict of the four Keras arrays
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -118,6 +119,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
+        # Python 3 writes bytes in protocol 2 as _codecs.encode(text, "latin1"): data only.
+        ("_codecs", "encode"): codecs.encode,
     }
 
     def find_class(self, module, name):
@@ -175,5 +178,4 @@ def write_classic_pickle(path: str | Path, arrays: dict[str, np.ndarray], n_val:
         (as_float(x_train[cut:]), y_train[cut:]),
         (as_float(arrays["x_test"]), arrays["y_test"].astype(np.int64)),
     )
-    with gzip.open(path, "wb", mtime=0) as handle:
-        pickle.dump(splits, handle, protocol=2)
+    Path(path).write_bytes(gzip.compress(pickle.dumps(splits, protocol=2), mtime=0))

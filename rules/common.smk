@@ -3,15 +3,18 @@ from snakemake.utils import validate
 
 from mnistbench import grid, prepare, sources
 
-
 try:
     validate(config, "../schemas/config.schema.yaml")
 except WorkflowError as error:
     # snakemake wraps the jsonschema error in a multi-line message; say it in one line.
-    causes = [arg for arg in error.args if hasattr(arg, "absolute_path")]
-    if not causes:
+    if not hasattr(error.__context__, "absolute_path"):
         raise
-    raise WorkflowError(grid.describe_validation_error(causes[0])) from None
+    raise WorkflowError(grid.describe_validation_error(error.__context__)) from None
+
+try:
+    grid.check_paths(config)
+except grid.ConfigError as error:
+    raise WorkflowError(str(error)) from None
 
 RUNS, EXPERIMENTS = grid.expand(config)
 

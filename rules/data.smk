@@ -10,13 +10,13 @@ rule download:
             category="Data",
             labels={"file": "{dataset} provenance"},
         ),
-    params:
-        sources=download_sources,
-        cache="resources/downloads/{dataset}",
     log:
         "resources/logs/download_{dataset}.log",
     conda:
         "../envs/mnistbench.yaml"
+    params:
+        sources=download_sources,
+        cache="resources/downloads/{dataset}",
     script:
         "../scripts/download.py"
 

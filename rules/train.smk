@@ -7,19 +7,19 @@ rule train:
         timings="results/runs/{run}/timings.csv",
         predictions="results/runs/{run}/predictions.npz",
         metrics="results/runs/{run}/metrics.json",
-    params:
-        run=run_params,
-        options=train_options,
-    threads: config["train"]["threads"]
-    resources:
-        mem_mb=config["train"]["mem_mb"],
-        runtime=config["train"]["runtime"],
     log:
         "results/runs/{run}/train.log",
     benchmark:
         "results/runs/{run}/benchmark.tsv"
     conda:
         "../envs/mnistbench.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=config["train"]["mem_mb"],
+        runtime=config["train"]["runtime"],
+    params:
+        run=run_params,
+        options=train_options,
     script:
         "../scripts/train.py"
 
@@ -47,16 +47,34 @@ rule aggregate:
         per_class=run_paths("per_class.csv"),
         provenance=dataset_provenance(),
     output:
-        runs=report("results/summary/runs.csv", category="Summary", labels={"table": "runs"}),
-        timings=report("results/summary/timings.csv", category="Summary", labels={"table": "timings"}),
-        history=report("results/summary/history.csv", category="Summary", labels={"table": "history"}),
-        machine=report("results/summary/machine.csv", category="Summary", labels={"table": "machine"}),
-        datasets=report("results/summary/datasets.csv", category="Summary", labels={"table": "datasets"}),
-    params:
-        experiments=EXPERIMENTS,
+        runs=report(
+            "results/summary/runs.csv", category="Summary", labels={"table": "runs"}
+        ),
+        timings=report(
+            "results/summary/timings.csv",
+            category="Summary",
+            labels={"table": "timings"},
+        ),
+        history=report(
+            "results/summary/history.csv",
+            category="Summary",
+            labels={"table": "history"},
+        ),
+        machine=report(
+            "results/summary/machine.csv",
+            category="Summary",
+            labels={"table": "machine"},
+        ),
+        datasets=report(
+            "results/summary/datasets.csv",
+            category="Summary",
+            labels={"table": "datasets"},
+        ),
     log:
         "results/logs/aggregate.log",
     conda:
         "../envs/mnistbench.yaml"
+    params:
+        experiments=EXPERIMENTS,
     script:
         "../scripts/aggregate.py"

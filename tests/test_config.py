@@ -1,0 +1,96 @@
+"""Every config mistake stops the real workflow before any job runs, with one line naming the key."""
+
+import copy
+
+import pytest
+import yaml
+from conftest import REPO, snakemake
+
+GOOD = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def edit(path, value):
+    """A copy of the shipped config with one key (a dotted path) set, or deleted if value is DELETE."""
+    config = copy.deepcopy(GOOD)
+    *parents, last = path.split(".")
+    node = config
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return config
+
+
+MISTAKES = [
+    # (what is wrong, config, the key the message must name, a word of what is allowed)
+    ("unknown top-level key", edit("experimentz", {}), "'<top level>'", "experimentz"),
+    ("typo in a model", edit("experiments.lesson.0.model", "mpl"), "experiments.lesson[0].model", "softmax"),
+    (
+        "typo in an optimizer",
+        edit("experiments.blog.0.optimizer", "adamw"),
+        "experiments.blog[0].optimizer",
+        "rmsprop",
+    ),
+    (
+        "zero batch size",
+        edit("experiments.lesson.0.batch_size", 0),
+        "experiments.lesson[0].batch_size",
+        "minimum",
+    ),
+    (
+        "negative batch size",
+        edit("experiments.batch-sweep.batch_size", [4, -32]),
+        "batch-sweep.batch_size[1]",
+        "minimum",
+    ),
+    ("epochs as text", edit("experiments.lesson.0.epochs", "two"), "experiments.lesson[0].epochs", "integer"),
+    ("empty experiment list", edit("experiments.lesson", []), "experiments.lesson", "non-empty"),
+    ("empty experiment mapping", edit("experiments.lesson", {}), "experiments.lesson", "non-empty"),
+    ("empty sweep", edit("experiments.batch-sweep.model", []), "batch-sweep.model", "non-empty"),
+    ("sweep value not a list", edit("experiments.batch-sweep.epochs", 1), "batch-sweep.epochs", "array"),
+    ("unknown dataset", edit("defaults.dataset", "cifar10"), "defaults.dataset", "fashion_mnist"),
+    ("unknown run setting", edit("experiments.lesson.0.batchsize", 4), "experiments.lesson[0]", "batchsize"),
+    (
+        "zero learning rate",
+        edit("experiments.blog.0.learning_rate", 0),
+        "experiments.blog[0].learning_rate",
+        "0",
+    ),
+    ("fractional hidden units", edit("defaults.hidden_units", 2.5), "defaults.hidden_units", "integer"),
+    ("unknown normalisation", edit("defaults.normalize", "minmax"), "defaults.normalize", "standardize"),
+    ("negative seed", edit("defaults.seed", -1), "defaults.seed", "minimum"),
+    ("no experiments", edit("experiments", {}), "experiments", "non-empty"),
+    ("experiments as a list", edit("experiments", [{"model": "mlp"}]), "experiments", "object"),
+    (
+        "experiment name with a slash",
+        edit("experiments.a/../../b", [{"model": "mlp"}]),
+        "experiments",
+        "match",
+    ),
+    ("zero threads", edit("train.threads", 0), "train.threads", "minimum"),
+    (
+        "missing local path",
+        edit("data.mnist.local_path", "/no/such/mnist.npz"),
+        "data.mnist.local_path",
+        "exist",
+    ),
+    ("unknown data key", edit("data.mnist.url", "http://x"), "data.mnist", "url"),
+]
+
+
+@pytest.mark.parametrize("what, config, key, allowed", MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_bad_config_stops_before_any_job(tmp_path, what, config, key, allowed):
+    result = snakemake(tmp_path, config, "-n", check=False)
+    assert result.returncode != 0, what
+    output = result.stdout + result.stderr
+    errors = [line for line in output.splitlines() if line.startswith("config key")]
+    assert len(errors) == 1, output
+    assert key in errors[0] and allowed in errors[0], errors[0]
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_shipped_config_is_valid(tmp_path):
+    result = snakemake(tmp_path, GOOD, "-n", "--quiet", "rules")
+    assert "train" in result.stdout

@@ -1,0 +1,107 @@
+"""The three readers decode the same data identically, and reject damaged or unsafe files."""
+
+import gzip
+import pickle
+
+import numpy as np
+import pytest
+
+from mnistbench import readers
+from mnistbench.dataset import check_arrays, content_digest, load_checked
+from mnistbench.files import save_npz
+from mnistbench.readers import DataError
+
+
+def test_npz_idx_and_pickle_decode_to_identical_arrays(formats, arrays):
+    from_npz = readers.read_npz(formats["npz"])
+    from_idx = readers.read_idx_folder(formats["idx"])
+    sha = readers.file_hash(formats["pickle"])
+    from_pickle = readers.read_classic_pickle(formats["pickle"], sha)
+    for decoded in (from_npz, from_idx, from_pickle):
+        for key in readers.KEYS:
+            assert decoded[key].dtype == np.uint8
+            np.testing.assert_array_equal(decoded[key], arrays[key])
+    assert content_digest(from_npz) == content_digest(from_idx) == content_digest(from_pickle)
+
+
+def test_digest_changes_with_a_single_pixel(arrays):
+    changed = {key: value.copy() for key, value in arrays.items()}
+    changed["x_test"][0, 0, 0] ^= 1
+    assert content_digest(changed) != content_digest(arrays)
+
+
+def test_truncated_idx_is_rejected(tmp_path, arrays):
+    path = tmp_path / "train-images-idx3-ubyte"
+    readers.write_idx(path, arrays["x_train"], compress=False)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DataError, match="header promises"):
+        readers.read_idx(path)
+
+
+def test_truncated_gzip_is_rejected(tmp_path, arrays):
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    readers.write_idx(path, arrays["y_test"])
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(DataError, match="t10k-labels"):
+        readers.read_idx(path)
+
+
+def test_pickle_with_wrong_hash_is_never_unpickled(formats):
+    with pytest.raises(DataError, match="does not match"):
+        readers.read_classic_pickle(formats["pickle"], "0" * 64)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("this pickle runs code",))
+
+
+def test_pickle_that_runs_code_is_refused_even_with_matching_hash(tmp_path):
+    path = tmp_path / "evil.pkl.gz"
+    with gzip.open(path, "wb") as handle:
+        pickle.dump(_Exploit(), handle, protocol=2)
+    with pytest.raises(DataError, match=r"refusing to load (__builtin__|builtins)\.print"):
+        readers.read_classic_pickle(path, readers.file_hash(path))
+
+
+def test_npz_with_missing_key_names_the_file(tmp_path, arrays):
+    path = tmp_path / "partial.npz"
+    save_npz(path, {key: arrays[key] for key in ("x_train", "y_train", "x_test")})
+    with pytest.raises(DataError, match=r"partial.npz: missing arrays y_test"):
+        readers.read_npz(path)
+
+
+def test_npz_holding_objects_is_refused(tmp_path, arrays):
+    path = tmp_path / "objects.npz"
+    np.savez(path, **{**arrays, "y_test": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(DataError, match="objects.npz"):
+        readers.read_npz(path)
+
+
+def test_truncated_npz_names_the_file(tmp_path, arrays):
+    path = tmp_path / "cut.npz"
+    save_npz(path, arrays)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DataError, match="cut.npz: unreadable"):
+        load_checked(path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.update(y_train=a["y_train"] + 10), "label"),
+        (lambda a: a.update(x_train=a["x_train"][:, :27]), "shape"),
+        (lambda a: a.update(y_test=a["y_test"][:-1]), "y_test has shape"),
+        (lambda a: a.update(x_test=a["x_test"].astype(np.float32)), "uint8"),
+    ],
+)
+def test_malformed_arrays_are_rejected(arrays, change, message):
+    broken = dict(arrays)
+    change(broken)
+    with pytest.raises(DataError, match=message):
+        check_arrays(broken, "fixture.npz")
+
+
+def test_expected_sizes_are_enforced(arrays):
+    with pytest.raises(DataError, match="expected 60000"):
+        check_arrays(arrays, "fixture", sizes=(60000, 10000))

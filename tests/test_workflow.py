@@ -1,0 +1,139 @@
+"""The real workflow, run by snakemake on small data in the real formats."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import snakemake
+
+from mnistbench import readers
+from mnistbench.dataset import content_digest
+
+
+def test_download_skips_a_corrupt_mirror_then_prepares(tmp_path, formats, arrays, serve):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "mnist.npz").write_bytes(formats["npz"].read_bytes()[:-100])
+    base = serve(site)
+    idx = serve(formats["idx"])
+    hashes = {
+        k: "md5:" + readers.file_hash(formats["idx"] / f"{s}.gz", "md5") for k, s in readers.IDX_FILES.items()
+    }
+    config = {
+        "experiments": {"one": [{"model": "softmax"}]},
+        "data": {
+            "mnist": {
+                "mirrors": [
+                    {
+                        "name": "corrupt",
+                        "kind": "npz",
+                        "url": f"{base}/mnist.npz",
+                        "hash": "sha256:" + readers.file_hash(formats["npz"]),
+                    },
+                    {"name": "idx-mirror", "kind": "idx", "url": idx, "hashes": hashes},
+                ]
+            }
+        },
+    }
+    work = tmp_path / "work"
+    work.mkdir()
+    snakemake(work, config, "--cores", "1", "resources/prepared/mnist_standardize.npz")
+
+    fetched = readers.read_npz(work / "resources/mnist.npz")
+    assert content_digest(fetched) == content_digest(arrays)
+    provenance = json.loads((work / "resources/mnist.json").read_text())
+    assert provenance["source"] == "idx-mirror"
+    assert provenance["failed_before"][0].startswith("corrupt (")
+    assert provenance["counts"]["x_train"] == len(arrays["x_train"])
+    assert not list((work / "resources/downloads/mnist").glob("mnist.npz*"))
+    log = (work / "resources/logs/download_mnist.log").read_text()
+    assert "source corrupt failed" in log and "fetched from idx-mirror" in log
+
+    with np.load(work / "resources/prepared/mnist_standardize.npz") as prepared:
+        assert prepared["x_train"].dtype == np.float32
+        assert abs(float(prepared["x_train"].mean())) < 1e-4
+        assert abs(float(prepared["x_train"].std()) - 1) < 1e-3
+
+
+def test_no_source_fails_with_one_clear_line(tmp_path):
+    config = {
+        "experiments": {"one": [{"model": "softmax"}]},
+        "data": {
+            "mnist": {
+                "mirrors": [
+                    {
+                        "name": "nothing-here",
+                        "kind": "npz",
+                        "url": "http://127.0.0.1:9/mnist.npz",
+                        "hash": "md5:" + "0" * 32,
+                    }
+                ]
+            }
+        },
+    }
+    result = snakemake(tmp_path, config, "--cores", "1", "resources/mnist.npz", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert re.search(r"NoSourceError: mnist: no source worked; tried nothing-here \(.*local_path", output)
+    assert not (tmp_path / "resources/mnist.npz").exists()
+
+
+GRID = {
+    "defaults": {"epochs": 2, "batch_size": 32, "hidden_units": 16},
+    "experiments": {
+        "pair": [
+            {"model": "mlp", "optimizer": "adam"},
+            {"model": "softmax", "optimizer": "sgd", "learning_rate": 0.1},
+        ],
+        "sweep": {"model": ["softmax", "mlp"], "optimizer": ["adam"], "hidden_units": [16, 8]},
+    },
+    "train": {"threads": 1},
+}
+
+
+@pytest.mark.slow
+def test_grid_trains_each_unique_run_once_and_only_new_ones_later(tmp_path, formats):
+    config = {**GRID, "data": {"mnist": {"local_path": str(formats["npz"])}}}
+    snakemake(tmp_path, config, "--cores", "2")
+
+    runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
+    # pair: 2 runs; sweep: softmax (hidden units do not apply) + mlp16 + mlp8; mlp16-adam is shared.
+    assert len(runs) == 4
+    assert set(runs["status"]) == {"ok"}
+    shared = runs[runs["run"].str.contains("mlp16")]
+    assert shared["experiments"].item() == "pair;sweep"
+    for phase in ("startup", "data_load", "compile", "train", "test"):
+        assert runs[f"time_{phase}"].gt(0).all(), phase
+    assert runs["test_accuracy"].min() > 0.5  # the fixture is learnable
+    assert runs["peak_memory_mb"].gt(0).all() and runs["threads"].eq(1).all()
+
+    run = tmp_path / "results/runs" / runs["run"].iloc[0]
+    for name in (
+        "model.keras",
+        "history.csv",
+        "timings.csv",
+        "predictions.npz",
+        "metrics.json",
+        "train.log",
+        "benchmark.tsv",
+        "confusion.csv",
+        "per_class.csv",
+    ):
+        assert (run / name).stat().st_size > 0, name
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [1, 2] and history["samples_per_second"].gt(0).all()
+    timings = pd.read_csv(tmp_path / "results/summary/timings.csv")
+    assert set(timings["phase"]) == {"startup", "data-load", "compile", "train", "test"}
+    assert len(pd.read_csv(tmp_path / "results/summary/machine.csv")) == 1
+    assert "epoch 2: loss" in (run / "train.log").read_text()
+
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "results/runs").glob("*/metrics.json")}
+    config["experiments"]["sweep"]["hidden_units"].append(4)
+    plan = snakemake(tmp_path, config, "-n", "--quiet", "rules").stdout
+    assert re.search(r"^train\s+1$", plan, re.M), plan
+    snakemake(tmp_path, config, "--cores", "2")
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "results/runs").glob("*/metrics.json")}
+    assert {p: after[p] for p in before} == before
+    assert len(after) == 5
