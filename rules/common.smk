@@ -1,3 +1,5 @@
+import os
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -28,7 +30,21 @@ wildcard_constraints:
 
 
 def final_targets():
-    return SUMMARY_FILES
+    return ["results/report.html"]
+
+
+def repo_file(path):
+    """A file of this repository (notebook, code), wherever the working directory is."""
+    return os.path.join(workflow.basedir, path)
+
+
+def report_parameters(wildcards, input):
+    names = ("runs_csv", "timings_csv", "history_csv", "machine_csv", "datasets_csv")
+    return {
+        **{name: os.path.abspath(input[name]) for name in names},
+        "runs_dir": os.path.abspath("results/runs"),
+        "experiments": config["experiments"],
+    }
 
 
 SUMMARY_FILES = [

@@ -46,6 +46,7 @@ rule aggregate:
         benchmark=run_paths("benchmark.tsv"),
         per_class=run_paths("per_class.csv"),
         provenance=dataset_provenance(),
+        code=repo_file("mnistbench/summary.py"),
     output:
         runs=report(
             "results/summary/runs.csv", category="Summary", labels={"table": "runs"}

@@ -1,0 +1,54 @@
+"""Executes a parameterized notebook with papermill and renders it to one self-contained HTML file."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+from nbconvert import HTMLExporter
+
+from mnistbench.files import atomic_write
+
+# The lab template links require.js, MathJax and Mermaid from a CDN; the report must open
+# offline and needs none of them (no widgets, formulas or diagrams), so those scripts go.
+_EXTERNAL_SCRIPT = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>\s*', re.I)
+_MATHJAX_BLOCK = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+_MERMAID_MODULE = re.compile(
+    r'<script type="module">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>', re.S
+)
+
+
+def execute(template: str, notebook_out: str, parameters: dict) -> None:
+    # The "python3" kernel runs the first `python` on PATH: make it this environment's.
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    atomic_write(
+        notebook_out,
+        lambda temporary: papermill.execute_notebook(
+            template,
+            temporary,
+            parameters=parameters,
+            kernel_name="python3",
+            language="python",
+            progress_bar=False,
+            cwd=os.getcwd(),
+        ),
+    )
+
+
+def to_html(notebook_path: str, html_out: str, show_code: bool = False) -> None:
+    notebook = nbformat.read(notebook_path, as_version=4)
+    exporter = HTMLExporter(template_name="lab", exclude_input=not show_code, embed_images=True)
+    exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
+    html, _ = exporter.from_notebook_node(notebook)
+    for pattern in (_MATHJAX_BLOCK, _MERMAID_MODULE, _EXTERNAL_SCRIPT):
+        html = pattern.sub("", html)
+    atomic_write(html_out, lambda temporary: Path(temporary).write_text(html))
+
+
+def build(template: str, notebook_out: str, html_out: str, parameters: dict, show_code: bool = False) -> None:
+    execute(template, notebook_out, parameters)
+    to_html(notebook_out, html_out, show_code)

@@ -1,0 +1,11 @@
+from mnistbench import setup_logging
+from mnistbench.report import build
+
+setup_logging(snakemake.log[0])
+build(
+    snakemake.input.notebook,
+    snakemake.output.notebook,
+    snakemake.output.html,
+    {**dict(snakemake.input.items()), **snakemake.params.notebook_parameters},
+    snakemake.params.show_code,
+)

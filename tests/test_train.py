@@ -1,0 +1,119 @@
+"""One training run in-process with real Keras on small data: outcomes, statuses and files."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnistbench import prepare, train
+
+PARAMS = {
+    "name": "fixture-run",
+    "dataset": "mnist",
+    "model": "mlp",
+    "hidden_units": 16,
+    "activation": "relu",
+    "optimizer": "adam",
+    "learning_rate": None,
+    "batch_size": 32,
+    "epochs": 2,
+    "normalize": "scale",
+    "seed": 0,
+    "backend": "tensorflow",
+}
+OPTIONS = {"steps_per_execution": 0, "jit_compile": "auto"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, arrays):
+    path = tmp_path_factory.mktemp("prepared") / "mnist_scale.npz"
+    prepare.prepare(arrays, "scale", path)
+    return str(path)
+
+
+def outputs(folder):
+    names = {
+        "model": "model.keras",
+        "history": "history.csv",
+        "timings": "timings.csv",
+        "predictions": "predictions.npz",
+        "metrics": "metrics.json",
+    }
+    return {key: str(folder / name) for key, name in names.items()}
+
+
+def run(tmp_path, data, name, **changes):
+    folder = tmp_path / name
+    train.configure_runtime("tensorflow", 1)
+    metrics = train.run_and_record({**PARAMS, "name": name, **changes}, data, outputs(folder), 1, OPTIONS)
+    return metrics, folder
+
+
+@pytest.mark.parametrize("model", ["softmax", "mlp", "cnn"])
+def test_each_model_trains_and_writes_every_output(tmp_path, data, model):
+    metrics, folder = run(tmp_path, data, model, model=model)
+    assert metrics["status"] == "ok" and metrics["test_accuracy"] > 0.5
+    assert json.loads((folder / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]
+    assert list(pd.read_csv(folder / "timings.csv")["phase"]) == list(train.PHASES)
+    assert len(pd.read_csv(folder / "history.csv")) == 2
+    with np.load(folder / "predictions.npz") as predictions:
+        assert predictions["probabilities"].shape == (100, 10)
+    assert (folder / "model.keras").stat().st_size > 1000
+    assert not list(folder.glob(".*tmp"))
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, data):
+    first, a = run(tmp_path, data, "a")
+    second, b = run(tmp_path, data, "b")
+    third, _ = run(tmp_path, data, "c", seed=1)
+    assert (first["test_accuracy"], first["test_loss"]) == (second["test_accuracy"], second["test_loss"])
+    with np.load(a / "predictions.npz") as pa, np.load(b / "predictions.npz") as pb:
+        np.testing.assert_array_equal(pa["probabilities"], pb["probabilities"])
+    assert third["test_loss"] != first["test_loss"]
+
+
+def test_fast_path_gives_the_same_result_as_plain_fit(tmp_path, data):
+    fast, _ = run(tmp_path, data, "fast")
+    train.configure_runtime("tensorflow", 1)
+    plain = train.run_and_record(
+        {**PARAMS, "name": "plain"},
+        data,
+        outputs(tmp_path / "plain"),
+        1,
+        {"steps_per_execution": 1, "jit_compile": False},
+    )
+    assert fast["steps_per_execution"] > 1 and plain["steps_per_execution"] == 1
+    assert fast["test_accuracy"] == plain["test_accuracy"]
+    assert fast["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-5)
+
+
+def test_exploding_learning_rate_is_recorded_as_diverged(tmp_path, data):
+    metrics, folder = run(
+        tmp_path,
+        data,
+        "diverged",
+        model="mlp",
+        optimizer="sgd",
+        learning_rate=1e10,
+        epochs=3,
+        normalize="none",
+    )
+    assert metrics["status"] == "diverged"
+    assert metrics["epochs_completed"] < 3 or not np.isfinite(metrics["test_loss"])
+
+
+def test_a_run_that_raises_is_recorded_as_failed(tmp_path, data, monkeypatch):
+    monkeypatch.setenv(train.FAIL_RUNS_VARIABLE, "doomed")
+    metrics, folder = run(tmp_path, data, "doomed")
+    assert metrics["status"] == "failed" and "made to fail" in metrics["error"]
+    assert json.loads((folder / "metrics.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "batch_size, epochs, spe, jit",
+    [(4, 1, 256, False), (128, 1, 256, False), (60000, 5, 1, False), (4, 3, 256, True)],
+)
+def test_fast_path_choice(batch_size, epochs, spe, jit):
+    chosen = train.choose_fast_path({**PARAMS, "batch_size": batch_size, "epochs": epochs}, 60000, 0, "auto")
+    assert chosen == {"steps_per_execution": spe, "jit_compile": jit}
