@@ -19,3 +19,7 @@ rule all:
     default_target: True
     input:
         final_targets(),
+        runs="results/summary/runs.csv",
+    localrule: True
+    run:
+        check_runs(input.runs)

@@ -256,7 +256,7 @@ def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
 def seed_spread_plot(runs: pd.DataFrame):
     data = finished(runs).assign(network=lambda d: model_label(d))
     keys = [c for c in SETTING_COLUMNS if c in data.columns]
-    data = data.assign(setting=data[keys].astype(str).agg(" ".join, axis=1))
+    data = data.assign(setting=data[keys].apply(lambda row: " ".join(map(str, row)), axis=1))
     counts = data.groupby("setting")["seed"].nunique()
     data = data[data["setting"].isin(counts[counts > 1].index)]
     data = data.assign(

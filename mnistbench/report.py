@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -12,6 +13,8 @@ import papermill
 from nbconvert import HTMLExporter
 
 from mnistbench.files import atomic_write
+
+log = logging.getLogger("mnistbench")
 
 # The lab template links require.js, MathJax and Mermaid from a CDN; the report must open
 # offline and needs none of them (no widgets, formulas or diagrams), so those scripts go.
@@ -50,5 +53,9 @@ def to_html(notebook_path: str, html_out: str, show_code: bool = False) -> None:
 
 
 def build(template: str, notebook_out: str, html_out: str, parameters: dict, show_code: bool = False) -> None:
-    execute(template, notebook_out, parameters)
+    try:
+        execute(template, notebook_out, parameters)
+    except papermill.PapermillExecutionError as error:
+        log.error("%s: cell %d raised %s: %s", template, error.exec_count, error.ename, error.evalue)
+        raise
     to_html(notebook_out, html_out, show_code)

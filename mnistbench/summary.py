@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -90,3 +91,20 @@ def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]]) ->
     write_csv(outputs["datasets"], pd.DataFrame(datasets))
     log.info("aggregated %d runs: %s", len(runs), runs["status"].value_counts().to_dict())
     return runs
+
+
+def failed_runs(runs_csv, runs_dir) -> list[str]:
+    """Runs whose status is "failed", made to be retried by the next call of the workflow.
+
+    A failed run still writes its outputs, so that the report can show it. Removing its
+    metrics.json (the file that marks completion) and dating runs.csv back makes Snakemake
+    train it again next time: Snakemake does not look for a missing intermediate file behind
+    an up-to-date output, so the summary must look stale too.
+    """
+    runs = pd.read_csv(runs_csv)
+    failed = list(runs.loc[runs["status"] == "failed", "run"])
+    for run in failed:
+        Path(runs_dir, run, "metrics.json").unlink(missing_ok=True)
+    if failed:
+        os.utime(runs_csv, (0, 0))
+    return failed

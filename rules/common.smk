@@ -3,7 +3,7 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from mnistbench import grid, prepare, sources
+from mnistbench import grid, prepare, sources, summary
 
 try:
     validate(config, "../schemas/config.schema.yaml")
@@ -31,6 +31,16 @@ wildcard_constraints:
 
 def final_targets():
     return ["results/report.html"]
+
+
+def check_runs(runs_csv):
+    """Fail the workflow, after the report is built, when a run failed."""
+    failed = summary.failed_runs(runs_csv, "results/runs")
+    if failed:
+        raise WorkflowError(
+            f"{len(failed)} of {len(RUNS)} runs failed ({', '.join(failed)}); the report shows "
+            "them, results/runs/<run>/train.log says why, and the next call retries them."
+        )
 
 
 def repo_file(path):

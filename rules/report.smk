@@ -15,12 +15,12 @@ rule report:
             category="Report",
             labels={"page": "mnistbench report"},
         ),
-    params:
-        notebook_parameters=report_parameters,
-        show_code=config["report"]["show_code"],
     log:
         "results/logs/report.log",
     conda:
         "../envs/mnistbench.yaml"
+    params:
+        notebook_parameters=report_parameters,
+        show_code=config["report"]["show_code"],
     script:
         "../scripts/report.py"

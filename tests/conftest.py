@@ -83,9 +83,12 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, config: dict | None, *args: str, env: dict | None = None, check=True):
+def snakemake(
+    workdir: Path, config: dict | None, *args: str, env: dict | None = None, check=True, snakefile=None
+):
     """Run the real workflow with `config` (replacing config.yaml) in `workdir`."""
-    command = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    snakefile = snakefile or REPO / "Snakefile"
+    command = [*SNAKEMAKE, "--snakefile", str(snakefile), "--directory", str(workdir)]
     if config is not None:
         command += ["--configfile", str(write_config(workdir / "test-config.yaml", config))]
         command += ["--replace-workflow-config"]

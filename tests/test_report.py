@@ -1,0 +1,162 @@
+"""The report built by the real workflow, opened in a real headless browser (Debian's chromium),
+and regenerated after edits with only the jobs that the edit touches."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO, snakemake
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+WORKFLOW_FILES = (
+    "Snakefile",
+    "rules",
+    "scripts",
+    "schemas",
+    "notebooks",
+    "profiles",
+    "envs",
+    "report",
+    "mnistbench",
+)
+FAILING = "mnist_mlp8-linear_adam-lrdefault_b32_e1_scale_s0_tf"
+
+
+def copy_workflow(target: Path) -> Path:
+    """A private copy of the workflow's files, so that tests can edit them."""
+    for name in WORKFLOW_FILES:
+        source, destination = REPO / name, target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, destination)
+    return target
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, formats):
+    """A small grid: two seeds of one setting, a second model, a diverging and a failing run."""
+    work = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    config = {
+        "defaults": {"batch_size": 32, "hidden_units": 8, "epochs": 2},
+        "experiments": {
+            "seeds": {"model": ["softmax"], "seed": [0, 1]},
+            "mlp": [{"model": "mlp", "epochs": 1}],
+            "broken": [{"model": "mlp", "optimizer": "sgd", "learning_rate": 1e10, "normalize": "none"}],
+        },
+        "data": {"mnist": {"local_path": str(formats["npz"])}},
+    }
+    env = {"MNISTBENCH_FAIL_RUNS": FAILING}
+    result = snakemake(work, config, "--cores", "2", env=env, check=False, snakefile=work / "Snakefile")
+    return work, config, result
+
+
+@pytest.mark.slow
+def test_failed_run_is_reported_and_the_exit_status_says_so(built):
+    work, config, result = built
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert re.search(rf"1 of 4 runs failed \({FAILING}\)", output), output[-3000:]
+    runs = pd.read_csv(work / "results/summary/runs.csv")
+    statuses = dict(zip(runs["run"], runs["status"], strict=True))
+    assert statuses[FAILING] == "failed"
+    assert list(statuses.values()).count("diverged") == 1
+    assert list(statuses.values()).count("ok") == 2
+    assert (work / "results/report.html").exists()
+    # The next call retries the failed run (it now succeeds) and keeps the others.
+    kept = {p: p.stat().st_mtime_ns for p in (work / "results/runs").glob("*/metrics.json")}
+    assert len(kept) == 3  # all but the failed run
+    plan = planned_jobs(work, config)
+    assert {"train", "evaluate", "aggregate", "report"} <= plan
+    again = snakemake(work, config, "--cores", "2", snakefile=work / "Snakefile", check=False)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    assert pd.read_csv(work / "results/summary/runs.csv")["status"].value_counts().to_dict() == {
+        "ok": 3,
+        "diverged": 1,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_report_opens_offline_with_every_image_and_one_row_per_run(built):
+    from playwright.sync_api import sync_playwright
+
+    work, _, _ = built
+    runs = pd.read_csv(work / "results/summary/runs.csv")
+    outside = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--no-first-run",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+
+        def only_local(route):
+            if route.request.url.startswith(("file:", "data:")):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_local)
+        page.goto((work / "results/report.html").as_uri(), wait_until="load")
+        images = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth > 0)")
+        rows = page.eval_on_selector_all("#runs tbody tr", "els => els.map(e => e.innerText)")
+        text = page.inner_text("body")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        browser.close()
+
+    assert outside == []
+    assert len(images) >= 6 and all(images)
+    assert len(rows) == len(runs)
+    assert FAILING in text and "failed" in text and "diverged" in text
+    for heading in (
+        "What ran",
+        "The seed documents, reproduced",
+        "All runs",
+        "Pareto front",
+        "Spread across seeds",
+    ):
+        assert heading in text, heading
+    assert "import pandas" not in text  # no code cells by default
+
+
+def planned_jobs(work, config):
+    plan = snakemake(work, config, "-n", "--quiet", "rules", snakefile=work / "Snakefile").stdout
+    return set(re.findall(r"^(\w+)\s+\d+$", plan, re.M)) - {"total", "job"}
+
+
+@pytest.mark.slow
+def test_editing_the_notebook_or_plotting_code_reruns_only_the_report(built):
+    work, config, _ = built
+    config = {**config, "experiments": {k: v for k, v in config["experiments"].items() if k != "broken"}}
+    del config["experiments"]["mlp"]
+    snakemake(work, config, "--cores", "2", snakefile=work / "Snakefile")
+    assert planned_jobs(work, config) <= {"all"}
+
+    notebook = work / "notebooks/report.ipynb"
+    notebook.write_text(notebook.read_text().replace("# mnistbench report", "# mnistbench report (edited)"))
+    assert planned_jobs(work, config) == {"report", "all"}
+    snakemake(work, config, "--cores", "1", snakefile=work / "Snakefile")
+    assert "mnistbench report (edited)" in (work / "results/report.html").read_text()
+
+    plots = work / "mnistbench/plots.py"
+    plots.write_text(plots.read_text() + "\n# edited\n")
+    assert planned_jobs(work, config) == {"report", "all"}
+
+    summary = work / "mnistbench/summary.py"
+    summary.write_text(summary.read_text() + "\n# edited\n")
+    assert planned_jobs(work, config) == {"aggregate", "report", "all"}
