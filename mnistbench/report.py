@@ -27,6 +27,7 @@ _MERMAID_MODULE = re.compile(
 
 def execute(template: str, notebook_out: str, parameters: dict) -> None:
     # The "python3" kernel runs the first `python` on PATH: make it this environment's.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ log out of the page
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     atomic_write(
         notebook_out,

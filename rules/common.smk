@@ -43,9 +43,34 @@ def check_runs(runs_csv):
         )
 
 
+def lesson_settings():
+    return grid.normalize_run({**config["defaults"], **config["lesson"]})
+
+
+def lesson_data(wildcards):
+    settings = lesson_settings()
+    return f"resources/prepared/{settings['dataset']}_{settings['normalize']}.npz"
+
+
+def lesson_parameters(wildcards, input, threads):
+    return {
+        "data_path": os.path.abspath(input.data),
+        "settings": lesson_settings(),
+        "threads": threads,
+    }
+
+
 def repo_file(path):
-    """A file of this repository (notebook, code), wherever the working directory is."""
+    """A file of this repository (notebook, code), wherever the working directory is.
+
+    Code that a rule's script imports is listed among its inputs, so that editing it reruns
+    exactly the jobs it affects (Snakemake's own code trigger sees only the script).
+    """
     return os.path.join(workflow.basedir, path)
+
+
+def repo_files(*paths):
+    return [repo_file(path) for path in paths]
 
 
 def report_parameters(wildcards, input):

@@ -23,7 +23,8 @@ rule download:
 
 rule prepare:
     input:
-        "resources/{dataset}.npz",
+        data="resources/{dataset}.npz",
+        code=repo_file("mnistbench/prepare.py"),
     output:
         "resources/prepared/{dataset}_{normalize}.npz",
     log:

@@ -24,3 +24,26 @@ rule report:
         show_code=config["report"]["show_code"],
     script:
         "../scripts/report.py"
+
+
+rule lesson:
+    input:
+        data=lesson_data,
+        notebook=repo_file("notebooks/lesson.ipynb"),
+    output:
+        notebook="results/lesson/lesson.ipynb",
+        html=report(
+            "results/lesson/lesson.html",
+            category="Lesson",
+            labels={"page": "the lesson, executed"},
+        ),
+    log:
+        "results/logs/lesson.log",
+    conda:
+        "../envs/mnistbench.yaml"
+    threads: config["train"]["threads"]
+    params:
+        notebook_parameters=lesson_parameters,
+        show_code=True,
+    script:
+        "../scripts/report.py"

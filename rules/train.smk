@@ -1,6 +1,7 @@
 rule train:
     input:
         data=prepared_data,
+        code=repo_files("mnistbench/train.py", "mnistbench/models.py"),
     output:
         model="results/runs/{run}/model.keras",
         history="results/runs/{run}/history.csv",
@@ -26,7 +27,8 @@ rule train:
 
 rule evaluate:
     input:
-        "results/runs/{run}/predictions.npz",
+        predictions="results/runs/{run}/predictions.npz",
+        code=repo_file("mnistbench/evaluate.py"),
     output:
         confusion="results/runs/{run}/confusion.csv",
         per_class="results/runs/{run}/per_class.csv",

@@ -2,4 +2,4 @@ from mnistbench import setup_logging
 from mnistbench.evaluate import evaluate
 
 setup_logging(snakemake.log[0])
-evaluate(snakemake.input[0], snakemake.output.confusion, snakemake.output.per_class)
+evaluate(snakemake.input.predictions, snakemake.output.confusion, snakemake.output.per_class)

@@ -6,6 +6,6 @@ build(
     snakemake.input.notebook,
     snakemake.output.notebook,
     snakemake.output.html,
-    {**dict(snakemake.input.items()), **snakemake.params.notebook_parameters},
+    snakemake.params.notebook_parameters,
     snakemake.params.show_code,
 )

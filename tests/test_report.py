@@ -1,6 +1,7 @@
 """The report built by the real workflow, opened in a real headless browser (Debian's chromium),
 and regenerated after edits with only the jobs that the edit touches."""
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -160,3 +161,15 @@ def test_editing_the_notebook_or_plotting_code_reruns_only_the_report(built):
     summary = work / "mnistbench/summary.py"
     summary.write_text(summary.read_text() + "\n# edited\n")
     assert planned_jobs(work, config) == {"aggregate", "report", "all"}
+
+
+@pytest.mark.slow
+def test_lesson_notebook_executes_for_the_chosen_setting(built):
+    work, config, _ = built
+    config = {**config, "lesson": {"model": "mlp", "hidden_units": 8, "batch_size": 16, "epochs": 1}}
+    snakemake(work, config, "--cores", "1", "lesson", snakefile=work / "Snakefile")
+    text = re.sub(r"<[^>]+>", "", (work / "results/lesson/lesson.html").read_text())
+    assert "test accuracy" in text and "data-load,"  in text and "keras.utils.set_random_seed" in text
+    executed = json.loads((work / "results/lesson/lesson.ipynb").read_text())
+    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert '"hidden_units": 8' in "".join(injected[0]["source"])
