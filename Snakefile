@@ -20,6 +20,8 @@ rule all:
     input:
         final_targets(),
         runs="results/summary/runs.csv",
+    log:
+        "results/logs/check_runs.log",
     localrule: True
     run:
-        check_runs(input.runs)
+        check_runs(input.runs, log[0])

@@ -16,8 +16,9 @@ rule train:
         "../envs/mnistbench.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=config["train"]["mem_mb"],
-        runtime=config["train"]["runtime"],
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+        gpu=config["train"]["gpus"],
     params:
         run=run_params,
         options=train_options,

@@ -169,7 +169,7 @@ def test_lesson_notebook_executes_for_the_chosen_setting(built):
     config = {**config, "lesson": {"model": "mlp", "hidden_units": 8, "batch_size": 16, "epochs": 1}}
     snakemake(work, config, "--cores", "1", "lesson", snakefile=work / "Snakefile")
     text = re.sub(r"<[^>]+>", "", (work / "results/lesson/lesson.html").read_text())
-    assert "test accuracy" in text and "data-load,"  in text and "keras.utils.set_random_seed" in text
+    assert "test accuracy" in text and "data-load," in text and "keras.utils.set_random_seed" in text
     executed = json.loads((work / "results/lesson/lesson.ipynb").read_text())
     injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert '"hidden_units": 8' in "".join(injected[0]["source"])

@@ -1,0 +1,82 @@
+"""The workflow on a real SLURM: a single-node cluster on localhost, through profiles/slurm."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+from conftest import REPO, snakemake
+
+LOCAL_SLURM = REPO / "cluster/local-slurm.sh"
+# The local test cluster has no accounting database: job status comes from squeue.
+NO_ACCOUNTING = [
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-no-account",
+    "--slurm-init-seconds-before-status-checks",
+    "5",
+]
+FAILING = "mnist_mlp8-linear_adam-lrdefault_b32_e1_scale_s0_tf"
+
+
+def why_no_slurm():
+    if os.geteuid() != 0:
+        return "the local SLURM needs root to start its daemons"
+    if not shutil.which("apt-get") and not shutil.which("slurmctld"):
+        return "no apt-get to install SLURM, and SLURM is not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    reason = why_no_slurm()
+    if reason:
+        print(f"SKIPPED SLURM tests: {reason}")
+        pytest.skip(reason)
+    started = subprocess.run(["bash", str(LOCAL_SLURM), "start"], capture_output=True, text=True, timeout=600)
+    if started.returncode != 0:
+        pytest.fail(f"local SLURM did not start:\n{started.stdout}\n{started.stderr}")
+    yield
+    subprocess.run(["bash", str(LOCAL_SLURM), "stop"], capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
+    config = {
+        "defaults": {"batch_size": 32, "hidden_units": 8, "epochs": 1},
+        "experiments": {"small": {"model": ["softmax", "mlp"], "optimizer": ["adam", "sgd"]}},
+        "data": {"mnist": {"local_path": str(formats["npz"])}},
+    }
+    result = snakemake(
+        tmp_path,
+        config,
+        "--profile",
+        str(REPO / "profiles/slurm"),
+        *NO_ACCOUNTING,
+        env={"MNISTBENCH_FAIL_RUNS": FAILING},
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert f"1 of 4 runs failed ({FAILING})" in output
+
+    runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
+    assert runs.set_index("run")["status"].to_dict() == {
+        **{run: "ok" for run in runs["run"] if run != FAILING},
+        FAILING: "failed",
+    }
+    job_ids = set()
+    for run in runs["run"]:
+        metrics_path = tmp_path / "results/runs" / run / "metrics.json"
+        if run == FAILING:  # removed so that the next call retries it
+            assert not metrics_path.exists()
+            continue
+        job_id = json.loads(metrics_path.read_text())["host"]["slurm_job_id"]
+        assert job_id and job_id.isdigit()
+        job_ids.add(job_id)
+    assert len(job_ids) == 3  # one SLURM job per training run
+    assert runs["slurm_job_id"].notna().all()
+    assert (tmp_path / "results/report.html").stat().st_size > 10000
