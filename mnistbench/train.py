@@ -130,12 +130,25 @@ def _device(keras) -> str:
     return "CPU"
 
 
-def _seed(keras, seed: int) -> None:
+def _threads_used(keras) -> int | None:
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.threading.get_intra_op_parallelism_threads()
+    return None
+
+
+def _seed(keras, seed: int) -> bool:
+    """Seed every generator; returns whether the backend's ops are deterministic as well."""
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
+        # Same seed, same numbers: TensorFlow then raises rather than run an op that has no
+        # deterministic kernel (some GPU ops), so a run never silently varies.
         tf.config.experimental.enable_op_determinism()
+        return True
+    return False
 
 
 def train_run(params: dict, data_path: str, threads: int, options: dict, watch: Stopwatch) -> dict:
@@ -151,7 +164,7 @@ def train_run(params: dict, data_path: str, threads: int, options: dict, watch: 
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    _seed(keras, params["seed"])
+    deterministic = _seed(keras, params["seed"])
     watch.record("startup", time.time() - psutil.Process().create_time())
 
     with watch.time("data-load"):
@@ -198,6 +211,8 @@ def train_run(params: dict, data_path: str, threads: int, options: dict, watch: 
         "epochs_completed": len(history),
         "n_train": len(x_train),
         "device": _device(keras),
+        "deterministic": deterministic,
+        "threads_used": _threads_used(keras),
         "backend": keras.backend.backend(),
         **fast,
         "_model": model,
@@ -223,6 +238,7 @@ def run_and_record(params: dict, data_path: str, outputs: dict, threads: int, op
     """
     watch = Stopwatch()
     started = datetime.now(UTC)
+    started_unix = time.time()
     result: dict = {}
     try:
         result = train_run(params, data_path, threads, options, watch)
@@ -243,6 +259,8 @@ def run_and_record(params: dict, data_path: str, outputs: dict, threads: int, op
         "threads": threads,
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_unix": started_unix,
+        "finished_unix": time.time(),
         "host": machine.host(),
         "versions": machine.versions(),
     }

@@ -3,7 +3,7 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from mnistbench import grid, prepare, sources, summary
+from mnistbench import grid, locks, prepare, sources, summary
 
 try:
     validate(config, "../schemas/config.schema.yaml")
@@ -19,6 +19,11 @@ except grid.ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 RUNS, EXPERIMENTS = grid.expand(config)
+
+# A snakemake killed hard leaves its lock behind; clear it when no snakemake runs here, so
+# that simply running again resumes. Jobs inside a cluster never touch the main call's lock.
+if not workflow.remote_exec:
+    locks.clear_stale_locks(os.getcwd())
 
 
 # Light jobs run where snakemake runs, not as cluster jobs (each costs seconds of start-up);

@@ -1,0 +1,203 @@
+"""Faults injected into real workflow runs: reproducibility, hard kills, bad data, unsafe input,
+and concurrent jobs."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO, SNAKEMAKE, make_arrays, snakemake, write_config
+
+from mnistbench.files import save_npz
+
+SMALL = {
+    "defaults": {"batch_size": 32, "hidden_units": 8, "epochs": 2},
+    "experiments": {"pair": {"model": ["mlp", "cnn"]}},
+}
+
+
+def with_data(config, path):
+    return {**config, "data": {"mnist": {"local_path": str(path)}}}
+
+
+def run_outputs(work):
+    runs = sorted((work / "results/runs").iterdir())
+    metrics = {run.name: json.loads((run / "metrics.json").read_text()) for run in runs}
+    predictions = {}
+    for run in runs:
+        with np.load(run / "predictions.npz") as saved:
+            predictions[run.name] = saved["probabilities"]
+    return metrics, predictions
+
+
+@pytest.mark.slow
+def test_two_fresh_runs_give_identical_numbers(tmp_path, formats):
+    results = []
+    for name in ("first", "second"):
+        work = tmp_path / name
+        work.mkdir()
+        snakemake(work, with_data(SMALL, formats["npz"]), "--cores", "2")
+        results.append(run_outputs(work))
+    (metrics_a, predictions_a), (metrics_b, predictions_b) = results
+    assert metrics_a.keys() == metrics_b.keys() and len(metrics_a) == 2
+    for run in metrics_a:
+        for key in ("test_accuracy", "test_loss", "status"):
+            assert metrics_a[run][key] == metrics_b[run][key], (run, key)
+        assert metrics_a[run]["deterministic"] is True
+        np.testing.assert_array_equal(predictions_a[run], predictions_b[run])
+
+
+@pytest.mark.slow
+def test_hard_kill_during_training_loses_only_the_running_job(tmp_path, formats):
+    config = with_data(
+        {
+            "defaults": {"batch_size": 8, "hidden_units": 8, "epochs": 40},
+            "experiments": {"three": {"model": ["softmax", "mlp"], "seed": [0, 1]}},
+        },
+        formats["npz"],
+    )
+    command = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "1",
+        "--configfile",
+        str(write_config(tmp_path / "test-config.yaml", config)),
+        "--replace-workflow-config",
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    runs = tmp_path / "results/runs"
+    interrupted = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and interrupted is None:
+        time.sleep(0.2)
+        finished = list(runs.glob("*/metrics.json"))
+        for log in runs.glob("*/train.log"):
+            if finished and not (log.parent / "metrics.json").exists() and "epoch 3:" in log.read_text():
+                interrupted = log.parent
+    assert interrupted is not None, "no training job was caught running"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+    assert not (interrupted / "metrics.json").exists()  # no partial file looks finished
+    done_before = {p: p.stat().st_mtime_ns for p in runs.glob("*/metrics.json")}
+    assert done_before
+    snakemake(tmp_path, config, "--cores", "2")
+    after = {p: p.stat().st_mtime_ns for p in runs.glob("*/metrics.json")}
+    assert len(after) == 4
+    assert {p: after[p] for p in done_before} == done_before  # finished runs were kept
+    assert json.loads((interrupted / "metrics.json").read_text())["epochs_completed"] == 40
+    assert not list(tmp_path.glob("results/**/.*.tmp"))
+
+
+def _bad_npz(kind, path, arrays):
+    if kind == "truncated":
+        save_npz(path, arrays)
+        path.write_bytes(path.read_bytes()[:5000])
+    elif kind == "tampered":
+        save_npz(path, arrays)
+        data = bytearray(path.read_bytes())
+        data[100:140] = b"\xff" * 40  # inside the first member's header
+        path.write_bytes(bytes(data))
+    elif kind == "missing key":
+        save_npz(path, {k: v for k, v in arrays.items() if k != "y_train"})
+    elif kind == "wrong shape":
+        save_npz(path, {**arrays, "x_test": arrays["x_test"].reshape(-1, 28 * 28)})
+    elif kind == "label out of range":
+        save_npz(path, {**arrays, "y_train": arrays["y_train"] + 5})
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("truncated", "unreadable npz"),
+        ("tampered", "unreadable npz"),
+        ("missing key", "missing arrays y_train"),
+        ("wrong shape", "x_test has shape"),
+        ("label out of range", "label 14"),
+    ],
+)
+def test_bad_dataset_file_is_named_and_nothing_is_built_on_it(tmp_path, kind, message):
+    bad = _bad_npz(kind, tmp_path / "bad-mnist.npz", make_arrays())
+    work = tmp_path / "work"
+    work.mkdir()
+    result = snakemake(work, with_data(SMALL, bad), "--cores", "1", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert re.search(rf"local_path {re.escape(str(bad))} is unusable: .*{message}", output), output[-2000:]
+    assert not (work / "resources/mnist.npz").exists()
+    assert not (work / "resources/prepared").exists() and not (work / "results/runs").exists()
+
+
+def test_dataset_damaged_after_download_is_caught_by_prepare(tmp_path, formats):
+    config = with_data(SMALL, formats["npz"])
+    snakemake(tmp_path, config, "--cores", "1", "resources/mnist.npz")
+    stored = tmp_path / "resources/mnist.npz"
+    stored.write_bytes(stored.read_bytes()[:3000])
+    result = snakemake(tmp_path, config, "--cores", "1", "resources/prepared/mnist_scale.npz", check=False)
+    assert result.returncode != 0
+    assert "resources/mnist.npz: unreadable npz" in result.stdout + result.stderr
+    assert not (tmp_path / "resources/prepared/mnist_scale.npz").exists()
+
+
+def test_no_pickle_loading_and_no_shell_in_the_code():
+    sources = [
+        *REPO.glob("mnistbench/*.py"),
+        *REPO.glob("scripts/*.py"),
+        *REPO.glob("rules/*.smk"),
+        REPO / "Snakefile",
+        *REPO.glob("notebooks/*.ipynb"),
+    ]
+    for path in sources:
+        text = path.read_text()
+        assert "allow_pickle=True" not in text, path
+        assert not re.search(r"^\s*shell:", text, re.M), f"{path}: config values could reach a shell"
+        for call in re.findall(r"np\.load\([^)]*\)", text):
+            assert "allow_pickle=False" in call or path.suffix == ".ipynb", (path, call)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "results/runs/../../escaped/metrics.json",
+        "/tmp/escaped/metrics.json",
+        "resources/../../escaped.npz",
+        "results/runs/x/../../../escaped/model.keras",
+    ],
+)
+def test_targets_outside_results_and_resources_are_refused(tmp_path, formats, target):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = snakemake(work, with_data(SMALL, formats["npz"]), "--cores", "1", target, check=False)
+    assert result.returncode != 0
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "escaped.npz").exists()
+    assert not os.path.exists("/tmp/escaped")
+
+
+@pytest.mark.slow
+def test_concurrent_jobs_overlap_without_oversubscribing(tmp_path, formats):
+    config = with_data(
+        {
+            "defaults": {"batch_size": 8, "hidden_units": 8, "epochs": 15},
+            "experiments": {"two": {"model": ["softmax", "mlp"]}},
+            "train": {"threads": 1},
+        },
+        formats["npz"],
+    )
+    snakemake(tmp_path, config, "--cores", "2")
+    metrics = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").glob("*/metrics.json")]
+    assert len(metrics) == 2
+    first, second = sorted(metrics, key=lambda m: m["started_unix"])
+    assert second["started_unix"] < first["finished_unix"], "the two training jobs did not run at once"
+    assert all(m["threads"] == 1 and m["threads_used"] == 1 for m in metrics)
+    assert not list(tmp_path.glob("**/.*.tmp")) and not list(tmp_path.glob("**/*.keras.keras"))
