@@ -6,18 +6,20 @@ from keras import layers
 N_CLASSES = 10
 
 
-def build_model(params: dict) -> keras.Model:
-    inputs = keras.Input(shape=(28, 28), name="image")
+def build_model(params: dict, shift: float = 0.0, scale: float = 255.0) -> keras.Model:
+    """uint8 images in, class probabilities out; the first layer computes (x - shift) / scale."""
+    inputs = keras.Input(shape=(28, 28), dtype="uint8", name="image")
+    x = layers.Rescaling(1.0 / scale, offset=-shift / scale, name="normalize")(inputs)
     if params["model"] == "softmax":
         # Softmax regression, as in the blog post: one dense layer on the 784 pixels.
-        x = layers.Flatten()(inputs)
+        x = layers.Flatten()(x)
     elif params["model"] == "mlp":
         # The lesson's 784-64-10 network; its hidden layer has no activation by default.
-        x = layers.Flatten()(inputs)
+        x = layers.Flatten()(x)
         x = layers.Dense(params["hidden_units"], activation=params["activation"])(x)
     elif params["model"] == "cnn":
         # The Keras "simple MNIST convnet": about 99% test accuracy within a few epochs.
-        x = layers.Reshape((28, 28, 1))(inputs)
+        x = layers.Reshape((28, 28, 1))(x)
         x = layers.Conv2D(32, kernel_size=3, activation="relu")(x)
         x = layers.MaxPooling2D(pool_size=2)(x)
         x = layers.Conv2D(64, kernel_size=3, activation="relu")(x)

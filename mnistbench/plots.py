@@ -268,3 +268,24 @@ def seed_spread_plot(runs: pd.DataFrame):
     axes.set(xlabel="test accuracy (mean, 95% interval, each seed a dot)", ylabel="")
     figure.tight_layout()
     return figure
+
+
+def backend_comparison(runs: pd.DataFrame) -> pd.DataFrame:
+    """Settings that ran on more than one Keras backend: phase times and accuracy side by side."""
+    data = finished(runs)
+    keys = [c for c in SETTING_COLUMNS if c in data.columns and c != "backend"] + ["seed"]
+    data = data.assign(network=model_label(data)).fillna({k: "-" for k in keys})
+    counts = data.groupby(keys)["backend"].nunique()
+    shared = counts[counts > 1].index
+    if shared.empty:
+        return pd.DataFrame()
+    data = data.set_index(keys).loc[shared].reset_index()
+    table = data.pivot_table(
+        index=["network", "optimizer", "batch_size", "epochs", "seed"],
+        columns="backend",
+        values=["time_train", "time_startup", "test_accuracy"],
+    )
+    table.columns = [f"{value} ({backend})" for value, backend in table.columns]
+    if {"time_train (jax)", "time_train (tensorflow)"} <= set(table.columns):
+        table["train time jax / tensorflow"] = table["time_train (jax)"] / table["time_train (tensorflow)"]
+    return table.reset_index()

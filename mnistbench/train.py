@@ -6,9 +6,11 @@ the thread pools: both must be fixed before the framework starts.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
+import random
 import time
 import traceback
 from datetime import UTC, datetime
@@ -72,6 +74,11 @@ def configure_runtime(backend: str, threads: int) -> None:
         os.environ[variable] = str(threads)
     # TensorFlow's own pools are sized in train_run through tf.config.threading: its
     # TF_NUM_*_THREADS variables also starve the input pipeline (measured: 40% slower).
+    if backend == "jax":
+        flags = ["--xla_gpu_deterministic_ops=true"]
+        if threads == 1:
+            flags.append("--xla_cpu_multi_thread_eigen=false")
+        os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
 
 
 def choose_fast_path(params: dict, n_train: int, steps_per_execution: int, jit_compile) -> dict:
@@ -79,7 +86,9 @@ def choose_fast_path(params: dict, n_train: int, steps_per_execution: int, jit_c
     steps_per_epoch = math.ceil(n_train / params["batch_size"])
     if steps_per_execution == 0:
         steps_per_execution = min(MAX_STEPS_PER_EXECUTION, steps_per_epoch)
-    if jit_compile == "auto":
+    if params.get("backend") == "jax":
+        jit_compile = True  # without jit, JAX runs every op eagerly (measured: 35 times slower)
+    elif jit_compile == "auto":
         jit_compile = steps_per_epoch * params["epochs"] >= XLA_MIN_TOTAL_STEPS and params["epochs"] > 1
     return {"steps_per_execution": int(steps_per_execution), "jit_compile": bool(jit_compile)}
 
@@ -130,29 +139,42 @@ def _device(keras) -> str:
     return "CPU"
 
 
-def _threads_used(keras) -> int | None:
+def _threads_used(keras, threads: int) -> int:
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         return tf.config.threading.get_intra_op_parallelism_threads()
-    return None
+    return threads  # XLA's CPU pool is fixed by XLA_FLAGS in configure_runtime
 
 
 def _seed(keras, seed: int) -> bool:
     """Seed every generator; returns whether the backend's ops are deterministic as well."""
-    keras.utils.set_random_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
+        keras.utils.set_random_seed(seed)
         # Same seed, same numbers: TensorFlow then raises rather than run an op that has no
         # deterministic kernel (some GPU ops), so a run never silently varies.
         tf.config.experimental.enable_op_determinism()
         return True
-    return False
+    # keras.utils.set_random_seed imports TensorFlow (about 2 s) even on JAX, to seed tf.data;
+    # JAX runs need only Keras's own global seed, set here as that function sets it.
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    # XLA on the CPU is deterministic; on a GPU, configure_runtime asked XLA for deterministic ops.
+    return True
 
 
 def train_run(params: dict, data_path: str, threads: int, options: dict, watch: Stopwatch) -> dict:
     """Train and test one run; returns the metrics and fills `watch` with the phase timings."""
+    if params["backend"] == "jax" and importlib.util.find_spec("jax") is None:
+        raise RuntimeError("backend jax is not installed: .venv/bin/pip install -r requirements-jax.txt")
     import keras
 
     from mnistbench.models import build_model, build_optimizer
@@ -171,10 +193,11 @@ def train_run(params: dict, data_path: str, threads: int, options: dict, watch: 
         with np.load(data_path, allow_pickle=False) as data:
             x_train, y_train = data["x_train"], data["y_train"]
             x_test, y_test = data["x_test"], data["y_test"]
+            shift, scale = float(data["shift"]), float(data["scale"])
 
     fast = choose_fast_path(params, len(x_train), options["steps_per_execution"], options["jit_compile"])
     with watch.time("compile"):
-        model = build_model(params)
+        model = build_model(params, shift, scale)
         model.compile(
             optimizer=build_optimizer(params),
             loss="sparse_categorical_crossentropy",
@@ -212,7 +235,7 @@ def train_run(params: dict, data_path: str, threads: int, options: dict, watch: 
         "n_train": len(x_train),
         "device": _device(keras),
         "deterministic": deterministic,
-        "threads_used": _threads_used(keras),
+        "threads_used": _threads_used(keras, threads),
         "backend": keras.backend.backend(),
         **fast,
         "_model": model,

@@ -16,7 +16,7 @@ from mnistbench.files import save_npz
 
 SMALL = {
     "defaults": {"batch_size": 32, "hidden_units": 8, "epochs": 2},
-    "experiments": {"pair": {"model": ["mlp", "cnn"]}},
+    "experiments": {"pair": {"model": ["mlp", "cnn"]}, "jax": [{"model": "mlp", "backend": "jax"}]},
 }
 
 
@@ -43,7 +43,7 @@ def test_two_fresh_runs_give_identical_numbers(tmp_path, formats):
         snakemake(work, with_data(SMALL, formats["npz"]), "--cores", "2")
         results.append(run_outputs(work))
     (metrics_a, predictions_a), (metrics_b, predictions_b) = results
-    assert metrics_a.keys() == metrics_b.keys() and len(metrics_a) == 2
+    assert metrics_a.keys() == metrics_b.keys() and len(metrics_a) == 3
     for run in metrics_a:
         for key in ("test_accuracy", "test_loss", "status"):
             assert metrics_a[run][key] == metrics_b[run][key], (run, key)

@@ -47,6 +47,7 @@ def built(tmp_path_factory, formats):
         "experiments": {
             "seeds": {"model": ["softmax"], "seed": [0, 1]},
             "mlp": [{"model": "mlp", "epochs": 1}],
+            "backends": [{"model": "softmax", "seed": 0, "backend": "jax"}],
             "broken": [{"model": "mlp", "optimizer": "sgd", "learning_rate": 1e10, "normalize": "none"}],
         },
         "data": {"mnist": {"local_path": str(formats["npz"])}},
@@ -61,23 +62,23 @@ def test_failed_run_is_reported_and_the_exit_status_says_so(built):
     work, config, result = built
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert re.search(rf"1 of 4 runs failed \({FAILING}\)", output), output[-3000:]
+    assert re.search(rf"1 of 5 runs failed \({FAILING}\)", output), output[-3000:]
     runs = pd.read_csv(work / "results/summary/runs.csv")
     statuses = dict(zip(runs["run"], runs["status"], strict=True))
     assert statuses[FAILING] == "failed"
     assert list(statuses.values()).count("diverged") == 1
-    assert list(statuses.values()).count("ok") == 2
+    assert list(statuses.values()).count("ok") == 3
     assert (work / "results/report.html").exists()
     # The next call retries the failed run (it now succeeds) and keeps the others.
     kept = {p: p.stat().st_mtime_ns for p in (work / "results/runs").glob("*/metrics.json")}
-    assert len(kept) == 3  # all but the failed run
+    assert len(kept) == 4  # all but the failed run
     plan = planned_jobs(work, config)
     assert {"train", "evaluate", "aggregate", "report"} <= plan
     again = snakemake(work, config, "--cores", "2", snakefile=work / "Snakefile", check=False)
     assert again.returncode == 0, again.stdout[-2000:]
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert pd.read_csv(work / "results/summary/runs.csv")["status"].value_counts().to_dict() == {
-        "ok": 3,
+        "ok": 4,
         "diverged": 1,
     }
 

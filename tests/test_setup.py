@@ -10,27 +10,24 @@ def pins(lines):
     return {line.split("==")[0].lower(): line.split("==")[1] for line in lines if "==" in line}
 
 
+def requirement_pins():
+    lines = []
+    for name in ("requirements.txt", "requirements-jax.txt"):
+        lines += [line.strip() for line in (REPO / name).read_text().splitlines() if not line.startswith("#")]
+    return pins(lines)
+
+
 def test_conda_environment_has_the_tested_pins():
-    requirements = pins(
-        line.strip()
-        for line in (REPO / "requirements.txt").read_text().splitlines()
-        if not line.startswith("#")
-    )
     environment = yaml.safe_load((REPO / "envs/mnistbench.yaml").read_text())
     pip_section = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
-    assert pins(pip_section) == requirements
+    assert pins(pip_section) == requirement_pins()
     python = next(item for item in environment["dependencies"] if str(item).startswith("python"))
     assert python == "python=3.11"
 
 
 def test_every_pin_is_in_the_constraints():
     constraints = pins((REPO / "constraints.txt").read_text().splitlines())
-    requirements = pins(
-        line.strip()
-        for line in (REPO / "requirements.txt").read_text().splitlines()
-        if not line.startswith("#")
-    )
-    for name, version in requirements.items():
+    for name, version in requirement_pins().items():
         assert constraints.get(name) == version, name
 
 

@@ -1,0 +1,55 @@
+"""One training measurement in a fresh process (so that imports and thread pools start clean).
+
+python bench/measure.py MODE BACKEND MODEL BATCH EPOCHS DATA THREADS
+MODE: workflow (the workflow's train phase, fast path) or plain (Keras fit() with its defaults).
+Prints one JSON line of phase seconds.
+"""
+
+import json
+import sys
+import time
+
+from mnistbench.train import Stopwatch, configure_runtime, train_run
+
+mode, backend, model, batch_size, epochs, data_path, threads = sys.argv[1:8]
+batch_size, epochs, threads = int(batch_size), int(epochs), int(threads)
+configure_runtime(backend, threads)
+params = {
+    "name": "bench",
+    "dataset": "mnist",
+    "model": model,
+    "hidden_units": 64,
+    "activation": "linear",
+    "optimizer": "adam",
+    "learning_rate": None,
+    "batch_size": batch_size,
+    "epochs": epochs,
+    "normalize": "scale",
+    "seed": 0,
+    "backend": backend,
+}
+
+if mode == "workflow":
+    watch = Stopwatch()
+    result = train_run(params, data_path, threads, {"steps_per_execution": 0, "jit_compile": "auto"}, watch)
+    print(json.dumps({**watch.seconds, "accuracy": result["test_accuracy"]}))
+else:
+    import keras
+    import numpy as np
+
+    from mnistbench.models import build_model
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    keras.utils.set_random_seed(0)
+    with np.load(data_path) as data:
+        x, y = data["x_train"], data["y_train"]
+        shift, scale = float(data["shift"]), float(data["scale"])
+    net = build_model(params, shift, scale)
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    net.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+    print(json.dumps({"train": time.perf_counter() - start}))
