@@ -43,7 +43,7 @@ else:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(2)
     keras.utils.set_random_seed(0)
     with np.load(data_path) as data:
         x, y = data["x_train"], data["y_train"]

@@ -15,7 +15,10 @@ def atomic_write(path: str | Path, write) -> None:
     """Call write(temporary_path) beside `path`, and move the result into place only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The temporary name keeps the suffix: Keras and papermill judge a file by it.
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+    )
     os.close(handle)
     try:
         write(temporary)

@@ -96,7 +96,7 @@ def test_hard_kill_during_training_loses_only_the_running_job(tmp_path, formats)
     assert len(after) == 4
     assert {p: after[p] for p in done_before} == done_before  # finished runs were kept
     assert json.loads((interrupted / "metrics.json").read_text())["epochs_completed"] == 40
-    assert not list(tmp_path.glob("results/**/.*.tmp"))
+    assert not list(tmp_path.glob("results/**/.*.tmp*"))
 
 
 def _bad_npz(kind, path, arrays):
@@ -200,4 +200,4 @@ def test_concurrent_jobs_overlap_without_oversubscribing(tmp_path, formats):
     first, second = sorted(metrics, key=lambda m: m["started_unix"])
     assert second["started_unix"] < first["finished_unix"], "the two training jobs did not run at once"
     assert all(m["threads"] == 1 and m["threads_used"] == 1 for m in metrics)
-    assert not list(tmp_path.glob("**/.*.tmp")) and not list(tmp_path.glob("**/*.keras.keras"))
+    assert not list(tmp_path.glob("**/.*.tmp*")) and not list(tmp_path.glob("**/*.keras.keras"))

@@ -60,7 +60,7 @@ def test_each_model_trains_and_writes_every_output(tmp_path, data, model):
     with np.load(folder / "predictions.npz") as predictions:
         assert predictions["probabilities"].shape == (100, 10)
     assert (folder / "model.keras").stat().st_size > 1000
-    assert not list(folder.glob(".*tmp"))
+    assert not list(folder.glob(".*.tmp*"))
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, data):
@@ -112,7 +112,7 @@ def test_a_run_that_raises_is_recorded_as_failed(tmp_path, data, monkeypatch):
 
 @pytest.mark.parametrize(
     "batch_size, epochs, spe, jit",
-    [(4, 1, 256, False), (128, 1, 256, False), (60000, 5, 1, False), (4, 3, 256, True)],
+    [(4, 1, 256, False), (128, 1, 256, False), (60000, 5, 1, False), (4, 3, 256, False)],
 )
 def test_fast_path_choice(batch_size, epochs, spe, jit):
     chosen = train.choose_fast_path({**PARAMS, "batch_size": batch_size, "epochs": epochs}, 60000, 0, "auto")
