@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from mnistbench.grid import PARAMETERS
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 PHASE_COLUMNS = {
@@ -80,16 +82,7 @@ RUN_TABLE_COLUMNS = [
     "status",
     "test_accuracy",
     "test_loss",
-    "model",
-    "hidden_units",
-    "activation",
-    "optimizer",
-    "learning_rate",
-    "batch_size",
-    "epochs",
-    "normalize",
-    "seed",
-    "backend",
+    *[name for name in PARAMETERS if name != "dataset"],
     *PHASE_COLUMNS,
     "time_startup",
     "train_samples_per_second",
@@ -106,12 +99,13 @@ def run_table(runs: pd.DataFrame) -> pd.DataFrame:
     return order[[c for c in RUN_TABLE_COLUMNS if c in order.columns]].reset_index(drop=True)
 
 
-def accuracy_vs_batch_size(runs: pd.DataFrame):
+def _against_batch_size(runs: pd.DataFrame, y: str, ylabel: str, yscale: str = "linear"):
+    """One line per network and optimizer, batch size on a log axis."""
     data = finished(runs).assign(network=lambda d: model_label(d))
     grid = sns.relplot(
         data=data,
         x="batch_size",
-        y="test_accuracy",
+        y=y,
         hue="network",
         style="optimizer",
         kind="line",
@@ -121,29 +115,17 @@ def accuracy_vs_batch_size(runs: pd.DataFrame):
         aspect=1.5,
         errorbar=None,
     )
-    grid.set(xscale="log", xlabel="batch size", ylabel="test accuracy")
+    grid.set(xscale="log", yscale=yscale, xlabel="batch size", ylabel=ylabel)
     grid.legend.set_title("")
     return grid.figure
+
+
+def accuracy_vs_batch_size(runs: pd.DataFrame):
+    return _against_batch_size(runs, "test_accuracy", "test accuracy")
 
 
 def train_time_vs_batch_size(runs: pd.DataFrame):
-    data = finished(runs).assign(network=lambda d: model_label(d))
-    grid = sns.relplot(
-        data=data,
-        x="batch_size",
-        y="time_train",
-        hue="network",
-        style="optimizer",
-        kind="line",
-        markers=True,
-        dashes=False,
-        height=4,
-        aspect=1.5,
-        errorbar=None,
-    )
-    grid.set(xscale="log", yscale="log", xlabel="batch size", ylabel="train phase (s)")
-    grid.legend.set_title("")
-    return grid.figure
+    return _against_batch_size(runs, "time_train", "train phase (s)", yscale="log")
 
 
 def phase_breakdown(runs: pd.DataFrame):
