@@ -197,18 +197,8 @@ def confusion_heatmap(confusion: pd.DataFrame, title: str):
     return figure
 
 
-SETTING_COLUMNS = [
-    "dataset",
-    "model",
-    "hidden_units",
-    "activation",
-    "optimizer",
-    "learning_rate",
-    "batch_size",
-    "epochs",
-    "normalize",
-    "backend",
-]
+# Every setting but the seed: runs that share these differ only by their seed.
+SETTING_COLUMNS = [name for name in PARAMETERS if name != "seed"]
 
 
 def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
