@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench.py [--threads 1] [--skip-grid]
 
-Needs resources/prepared/mnist_scale.npz (run the workflow once first). Takes about 8 minutes
+Needs resources/prepared/mnist_scale/ (run the workflow once first). Takes about 8 minutes
 on a 2-core machine; prints a markdown table.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-PREPARED = REPO / "resources/prepared/mnist_scale.npz"
+PREPARED = REPO / "resources/prepared/mnist_scale"
 PYTHON = sys.executable
 rows: list[tuple[str, str, str, str]] = []
 

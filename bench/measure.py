@@ -9,11 +9,16 @@ import json
 import sys
 import time
 
-from mnistbench.train import Stopwatch, configure_runtime, train_run
+from mnistbench.cpus import claim_cpus
+from mnistbench.prepare import load_prepared
+from mnistbench.train import Stopwatch, configure_runtime, skip_unused_imports, train_run
 
 mode, backend, model, batch_size, epochs, data_path, threads = sys.argv[1:8]
 batch_size, epochs, threads = int(batch_size), int(epochs), int(threads)
 configure_runtime(backend, threads)
+if mode == "workflow":  # as the workflow's train jobs do
+    claim_cpus(threads)
+    skip_unused_imports(backend)
 params = {
     "name": "bench",
     "dataset": "mnist",
@@ -35,7 +40,6 @@ if mode == "workflow":
     print(json.dumps({**watch.seconds, "accuracy": result["test_accuracy"]}))
 else:
     import keras
-    import numpy as np
 
     from mnistbench.models import build_model
 
@@ -45,9 +49,8 @@ else:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(2)
     keras.utils.set_random_seed(0)
-    with np.load(data_path) as data:
-        x, y = data["x_train"], data["y_train"]
-        shift, scale = float(data["shift"]), float(data["scale"])
+    arrays, shift, scale = load_prepared(data_path)
+    x, y = arrays["x_train"], arrays["y_train"]
     net = build_model(params, shift, scale)
     net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()

@@ -45,6 +45,7 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, experiments: list[str]) -> 
     row["cpu_seconds"] = float(benchmark["cpu_time"].iloc[0]) if len(benchmark) else None
     row.update(
         threads=metrics.get("threads"),
+        cpus=" ".join(map(str, metrics.get("cpus") or [])),
         device=metrics.get("device"),
         steps_per_execution=metrics.get("steps_per_execution"),
         jit_compile=metrics.get("jit_compile"),

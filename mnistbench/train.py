@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 import traceback
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ import psutil
 
 from mnistbench import machine
 from mnistbench.files import atomic_write, save_npz, write_csv, write_json
+from mnistbench.prepare import ARRAYS, load_prepared
 
 log = logging.getLogger("mnistbench")
 
@@ -76,6 +78,17 @@ def configure_runtime(backend: str, threads: int) -> None:
         if threads == 1:
             flags.append("--xla_cpu_multi_thread_eigen=false")
         os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
+
+
+def skip_unused_imports(backend: str) -> None:
+    """Keep out packages that Keras and TensorFlow import when installed but a training job
+    never uses: matplotlib.pyplot (0.25 s, for Keras's image gallery) and, on TensorFlow, JAX
+    (0.4 s, for tf.lite). Both imports are guarded by `except ImportError`, and a module set
+    to None in sys.modules raises exactly that. Not for notebooks: they plot.
+    """
+    sys.modules.setdefault("matplotlib.pyplot", None)
+    if backend == "tensorflow":
+        sys.modules.setdefault("jax", None)
 
 
 def choose_fast_path(params: dict, n_train: int, steps_per_execution: int, jit_compile) -> dict:
@@ -138,6 +151,14 @@ def _device(keras) -> str:
     return "CPU"
 
 
+def _inter_op_threads(threads: int) -> int:
+    """Measured on the lesson's run (batch 4), 4 to 6 runs each: pinned to its own CPU (see
+    cpus.py), one inter-op thread trains in 5-6 s, two in 6 s or 11 s at random; unpinned,
+    one takes 11 s and two 6 s."""
+    pinned = hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) <= threads
+    return 1 if pinned else 2
+
+
 def _threads_used(keras, threads: int) -> int:
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -170,7 +191,7 @@ def _seed(keras, seed: int) -> bool:
     return True
 
 
-def train_run(params: dict, data_path: str, threads: int, options: dict, watch: Stopwatch) -> dict:
+def train_run(params: dict, data_folder: str, threads: int, options: dict, watch: Stopwatch) -> dict:
     """Train and test one run; returns the metrics and fills `watch` with the phase timings."""
     if params["backend"] == "jax" and importlib.util.find_spec("jax") is None:
         raise RuntimeError("backend jax is not installed: .venv/bin/pip install -r requirements-jax.txt")
@@ -184,18 +205,13 @@ def train_run(params: dict, data_path: str, threads: int, options: dict, watch: 
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-        # Two inter-op threads: with one, the training loop and the input pipeline wait on each
-        # other, and half the runs take twice as long (measured: 11 s or 6 s, at random). They
-        # schedule ops rather than compute, so they do not oversubscribe the cores.
-        tf.config.threading.set_inter_op_parallelism_threads(2)
+        tf.config.threading.set_inter_op_parallelism_threads(_inter_op_threads(threads))
     deterministic = _seed(keras, params["seed"])
     watch.record("startup", time.time() - psutil.Process().create_time())
 
     with watch.time("data-load"):
-        with np.load(data_path, allow_pickle=False) as data:
-            x_train, y_train = data["x_train"], data["y_train"]
-            x_test, y_test = data["x_test"], data["y_test"]
-            shift, scale = float(data["shift"]), float(data["scale"])
+        arrays, shift, scale = load_prepared(data_folder)
+    x_train, y_train, x_test, y_test = (arrays[name] for name in ARRAYS)
 
     fast = choose_fast_path(params, len(x_train), options["steps_per_execution"], options["jit_compile"])
     with watch.time("compile"):
@@ -253,7 +269,7 @@ def _save_model(model, path: str) -> None:
     model.save(path)
 
 
-def run_and_record(params: dict, data_path: str, outputs: dict, threads: int, options: dict) -> dict:
+def run_and_record(params: dict, data_folder: str, outputs: dict, threads: int, options: dict) -> dict:
     """Train one run and write all its outputs; metrics.json goes last, so it marks completion.
 
     A run that raises is recorded with status "failed" and its error rather than crashing the
@@ -264,7 +280,7 @@ def run_and_record(params: dict, data_path: str, outputs: dict, threads: int, op
     started_unix = time.time()
     result: dict = {}
     try:
-        result = train_run(params, data_path, threads, options, watch)
+        result = train_run(params, data_folder, threads, options, watch)
     except Exception as error:
         log.error("run %s failed: %s\n%s", params.get("name"), error, traceback.format_exc())
         result = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
@@ -280,6 +296,7 @@ def run_and_record(params: dict, data_path: str, outputs: dict, threads: int, op
         "params": {key: value for key, value in params.items() if key != "name"},
         "timings": watch.seconds,
         "threads": threads,
+        "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "started_unix": started_unix,

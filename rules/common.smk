@@ -61,14 +61,18 @@ def lesson_settings():
     return grid.normalize_run({**config["defaults"], **config["lesson"]})
 
 
+def prepared_files(params):
+    folder = f"resources/prepared/{params['dataset']}_{params['normalize']}"
+    return [f"{folder}/{file}" for file in prepare.FILES]
+
+
 def lesson_data(wildcards):
-    settings = lesson_settings()
-    return f"resources/prepared/{settings['dataset']}_{settings['normalize']}.npz"
+    return prepared_files(lesson_settings())
 
 
 def lesson_parameters(wildcards, input, threads):
     return {
-        "data_path": os.path.abspath(input.data),
+        "data_path": os.path.abspath(os.path.dirname(input.data[0])),
         "settings": lesson_settings(),
         "threads": threads,
     }
@@ -119,8 +123,7 @@ def download_sources(wildcards):
 
 
 def prepared_data(wildcards):
-    params = RUNS[wildcards.run]
-    return f"resources/prepared/{params['dataset']}_{params['normalize']}.npz"
+    return prepared_files(RUNS[wildcards.run])
 
 
 def run_params(wildcards):
@@ -143,5 +146,13 @@ def train_runtime(wildcards):
     return 10 + params["epochs"] * per_epoch
 
 
+def train_priority(wildcards):
+    """Longest runs first: a long run started last would leave the other cores idle."""
+    return round(grid.expected_train_seconds(RUNS[wildcards.run]), 1)
+
+
 def train_options(wildcards):
-    return {key: config["train"][key] for key in ("steps_per_execution", "jit_compile")}
+    return {
+        key: config["train"][key]
+        for key in ("steps_per_execution", "jit_compile", "pin_cpus")
+    }

@@ -26,10 +26,14 @@ rule prepare:
         data="resources/{dataset}.npz",
         code=repo_file("mnistbench/prepare.py"),
     output:
-        "resources/prepared/{dataset}_{normalize}.npz",
+        expand(
+            "resources/prepared/{{dataset}}_{{normalize}}/{file}", file=prepare.FILES
+        ),
     log:
         "resources/logs/prepare_{dataset}_{normalize}.log",
     conda:
         "../envs/mnistbench.yaml"
+    params:
+        folder="resources/prepared/{dataset}_{normalize}",
     script:
         "../scripts/prepare.py"

@@ -12,6 +12,7 @@ rule train:
         "results/runs/{run}/train.log",
     benchmark:
         "results/runs/{run}/benchmark.tsv"
+    priority: train_priority
     conda:
         "../envs/mnistbench.yaml"
     threads: config["train"]["threads"]

@@ -99,3 +99,10 @@ def snakemake(
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def pytest_collection_modifyitems(items):
+    """SLURM tests last: once SLURM's client is installed and its controller stopped, every
+    snakemake start waits about 10 s (the SLURM executor plugin runs `scontrol show config`
+    when it is imported), which would slow every test after them."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)

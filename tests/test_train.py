@@ -27,7 +27,7 @@ OPTIONS = {"steps_per_execution": 0, "jit_compile": "auto"}
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, arrays):
-    path = tmp_path_factory.mktemp("prepared") / "mnist_scale.npz"
+    path = tmp_path_factory.mktemp("prepared") / "mnist_scale"
     prepare.prepare(arrays, "scale", path)
     return str(path)
 

@@ -10,7 +10,7 @@ from conftest import snakemake
 
 from mnistbench import readers
 from mnistbench.dataset import content_digest
-from mnistbench.prepare import normalized
+from mnistbench.prepare import load_prepared, normalized
 
 
 def test_download_skips_a_corrupt_mirror_then_prepares(tmp_path, formats, arrays, serve):
@@ -40,7 +40,7 @@ def test_download_skips_a_corrupt_mirror_then_prepares(tmp_path, formats, arrays
     }
     work = tmp_path / "work"
     work.mkdir()
-    snakemake(work, config, "--cores", "1", "resources/prepared/mnist_standardize.npz")
+    snakemake(work, config, "--cores", "1", "resources/prepared/mnist_standardize/normalization.json")
 
     fetched = readers.read_npz(work / "resources/mnist.npz")
     assert content_digest(fetched) == content_digest(arrays)
@@ -52,11 +52,12 @@ def test_download_skips_a_corrupt_mirror_then_prepares(tmp_path, formats, arrays
     log = (work / "resources/logs/download_mnist.log").read_text()
     assert "source corrupt failed" in log and "fetched from idx-mirror" in log
 
-    with np.load(work / "resources/prepared/mnist_standardize.npz") as prepared:
-        assert prepared["x_train"].dtype == np.uint8  # a quarter of float32's bytes to load
-        seen = normalized(prepared["x_train"], prepared["shift"], prepared["scale"])
-        assert abs(float(seen.mean())) < 1e-4
-        assert abs(float(seen.std()) - 1) < 1e-3
+    prepared, shift, scale = load_prepared(work / "resources/prepared/mnist_standardize")
+    assert content_digest(prepared) == content_digest(arrays)
+    assert prepared["x_train"].dtype == np.uint8  # a quarter of float32's bytes to load
+    seen = normalized(prepared["x_train"], shift, scale)
+    assert abs(float(seen.mean())) < 1e-4
+    assert abs(float(seen.std()) - 1) < 1e-3
 
 
 def test_no_source_fails_with_one_clear_line(tmp_path):
