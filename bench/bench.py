@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench.py [--threads 1] [--skip-grid]
 
 Needs resources/prepared/mnist_scale/ (run the workflow once first). Takes about 8 minutes
-on a 2-core machine; prints a markdown table.
+on a 2-core machine; prints a markdown table. Training measurements are pinned to as many CPUs
+as threads (as the workflow's jobs are), the plain Keras baseline included.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def report(what, ours, baseline, ratio):
     print(f"  {what}: {ours} vs {baseline} -> {ratio}", flush=True)
 
 
-def measure(mode, backend, model, batch, epochs, threads):
+def measure(mode, backend, model, batch, epochs, threads, pinned=True):
     command = [
         PYTHON,
         str(REPO / "bench/measure.py"),
@@ -43,6 +44,7 @@ def measure(mode, backend, model, batch, epochs, threads):
         str(epochs),
         str(PREPARED),
         str(threads),
+        *([] if pinned else ["unpinned"]),
     ]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -85,6 +87,14 @@ def train_comparisons(threads):
                 f"{ours['startup'] / jax['startup']:.2f}x",
             )
             lesson_train = ours["train"]
+        if model == "cnn":
+            free = measure("workflow", "tensorflow", model, batch, epochs, threads, pinned=False)
+            report(
+                "  the same unpinned (train.pin_cpus: false)",
+                f"{free['train']:.2f} s",
+                f"{ours['train']:.2f} s pinned",
+                f"{free['train'] / ours['train']:.2f}x",
+            )
     return lesson_train
 
 
@@ -97,7 +107,7 @@ def bare_import_seconds():
     return statistics.median(times)
 
 
-def run_grid(workdir: Path, cores: int, config: Path):
+def run_grid(workdir: Path, cores: int, config: Path, *extra: str):
     start = time.perf_counter()
     subprocess.run(
         [
@@ -113,6 +123,7 @@ def run_grid(workdir: Path, cores: int, config: Path):
             "--cores",
             str(cores),
             "--quiet",
+            *extra,
             "all",
         ],
         check=True,
@@ -151,6 +162,9 @@ def grid_scaling(scratch: Path):
         f"{walls[1]:.0f} s (1 core)",
         f"speed-up {speedup:.2f}",
     )
+    idle = run_grid(scratch / "cores2", 1, config)
+    slurm_note = " (SLURM's client is installed, its controller is not running)" if slow_slurm_probe() else ""
+    report("snakemake start-up, nothing to do" + slurm_note, f"{idle:.1f} s", "", "")
     for cores in (1, 2):
         efficiency = busy[cores] / (cores * walls[cores])
         report(
@@ -160,6 +174,15 @@ def grid_scaling(scratch: Path):
             f"{efficiency:.0%}",
         )
     return fixed
+
+
+def slow_slurm_probe() -> bool:
+    """The SLURM executor plugin runs `scontrol show config` when snakemake starts: with no
+    controller to answer, that waits about 10 s."""
+    if not shutil.which("scontrol"):
+        return False
+    probe = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
+    return "UP" not in probe.stdout
 
 
 def fixed_cost(fixed):

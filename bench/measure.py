@@ -1,8 +1,9 @@
 """One training measurement in a fresh process (so that imports and thread pools start clean).
 
-python bench/measure.py MODE BACKEND MODEL BATCH EPOCHS DATA THREADS
+python bench/measure.py MODE BACKEND MODEL BATCH EPOCHS DATA THREADS [unpinned]
 MODE: workflow (the workflow's train phase, fast path) or plain (Keras fit() with its defaults).
-Prints one JSON line of phase seconds.
+Both get the same CPU budget: pinned to THREADS CPUs as a training job is (train.pin_cpus),
+unless "unpinned" is given. Prints one JSON line of phase seconds.
 """
 
 import json
@@ -15,9 +16,10 @@ from mnistbench.train import Stopwatch, configure_runtime, skip_unused_imports, 
 
 mode, backend, model, batch_size, epochs, data_path, threads = sys.argv[1:8]
 batch_size, epochs, threads = int(batch_size), int(epochs), int(threads)
+if sys.argv[8:] != ["unpinned"]:
+    claim_cpus(threads)
 configure_runtime(backend, threads)
 if mode == "workflow":  # as the workflow's train jobs do
-    claim_cpus(threads)
     skip_unused_imports(backend)
 params = {
     "name": "bench",
@@ -46,8 +48,7 @@ else:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(2)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)  # inter-op: TF's default
     keras.utils.set_random_seed(0)
     arrays, shift, scale = load_prepared(data_path)
     x, y = arrays["x_train"], arrays["y_train"]

@@ -71,3 +71,17 @@ def test_defaults_fill_what_an_experiment_leaves_out():
 def test_learning_rate_in_names(learning_rate, tag):
     runs, _ = expand({"x": [{"learning_rate": learning_rate}]})
     assert tag in next(iter(runs))
+
+
+def test_expected_train_time_orders_the_shipped_runs_as_measured():
+    # Measured here on one core: cnn 3 epochs 63 s > blog 20 epochs 10-12 s > lesson 6 s >
+    # the same on JAX 2.5 s > mlp batch 128 1.6 s.
+    runs = [
+        {**DEFAULTS, "model": "cnn", "batch_size": 128, "epochs": 3},
+        {**DEFAULTS, "model": "softmax", "optimizer": "sgd", "batch_size": 32, "epochs": 20},
+        {**DEFAULTS, "batch_size": 4},
+        {**DEFAULTS, "batch_size": 4, "backend": "jax"},
+        {**DEFAULTS, "batch_size": 128},
+    ]
+    seconds = [grid.expected_train_seconds(run) for run in runs]
+    assert seconds == sorted(seconds, reverse=True) and len(set(seconds)) == len(seconds)

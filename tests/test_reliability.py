@@ -49,6 +49,9 @@ def test_two_fresh_runs_give_identical_numbers(tmp_path, formats):
             assert metrics_a[run][key] == metrics_b[run][key], (run, key)
         assert metrics_a[run]["deterministic"] is True
         np.testing.assert_array_equal(predictions_a[run], predictions_b[run])
+    # Longest first (rule train's priority): the JAX mlp, the shortest, starts last.
+    last = max(metrics_a.values(), key=lambda m: m["started_unix"])
+    assert last["params"]["backend"] == "jax", [m["run"] for m in metrics_a.values()]
 
 
 @pytest.mark.slow
@@ -201,4 +204,6 @@ def test_concurrent_jobs_overlap_without_oversubscribing(tmp_path, formats):
     first, second = sorted(metrics, key=lambda m: m["started_unix"])
     assert second["started_unix"] < first["finished_unix"], "the two training jobs did not run at once"
     assert all(m["threads"] == 1 and m["threads_used"] == 1 for m in metrics)
+    if len(os.sched_getaffinity(0)) >= 2:  # each pinned to a CPU of its own
+        assert len(first["cpus"]) == len(second["cpus"]) == 1 and first["cpus"] != second["cpus"]
     assert not list(tmp_path.glob("**/.*.tmp*")) and not list(tmp_path.glob("**/*.keras.keras"))

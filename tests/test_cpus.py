@@ -1,0 +1,73 @@
+"""CPU pinning of training jobs, and imports a training job keeps out: real processes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+# Claims CPUs in a fresh process (pinning the test process itself would slow the suite),
+# prints them, and holds them for the given seconds.
+CLAIM = (
+    "import sys, time; from pathlib import Path; from mnistbench.cpus import claim_cpus; "
+    "print(claim_cpus(int(sys.argv[1]), Path(sys.argv[2])), flush=True); time.sleep(float(sys.argv[3]))"
+)
+ALLOWED = sorted(os.sched_getaffinity(0))
+needs_two_cpus = pytest.mark.skipif(len(ALLOWED) < 2, reason="needs at least 2 CPUs")
+
+
+def hold(count, folder):
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLAIM, str(count), str(folder), "60"], stdout=subprocess.PIPE, text=True
+    )
+    return process, json.loads(process.stdout.readline())
+
+
+def claim(count, folder):
+    result = subprocess.run(
+        [sys.executable, "-c", CLAIM, str(count), str(folder), "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+@needs_two_cpus
+def test_each_job_gets_a_cpu_of_its_own_until_it_ends(tmp_path):
+    first, first_cpus = hold(1, tmp_path)
+    try:
+        second_cpus = claim(1, tmp_path)
+        assert len(first_cpus) == len(second_cpus) == 1 and first_cpus != second_cpus
+    finally:
+        first.kill()
+        first.wait()
+    assert claim(1, tmp_path) == [ALLOWED[0]]  # freed when its holder was killed
+
+
+@needs_two_cpus
+def test_more_jobs_than_cpus_run_unpinned(tmp_path):
+    holders = [hold(1, tmp_path) for _ in ALLOWED]
+    try:
+        assert sorted(cpu for _, cpus in holders for cpu in cpus) == ALLOWED
+        assert claim(1, tmp_path) == ALLOWED
+    finally:
+        for process, _ in holders:
+            process.kill()
+            process.wait()
+
+
+def test_a_job_given_every_cpu_is_left_as_it_is(tmp_path):
+    assert claim(len(ALLOWED), tmp_path) == ALLOWED
+    assert not list(tmp_path.iterdir())  # no lock taken
+
+
+def test_training_process_keeps_out_imports_it_never_uses():
+    code = (
+        "import sys; from mnistbench.train import configure_runtime, skip_unused_imports; "
+        "configure_runtime('tensorflow', 1); skip_unused_imports('tensorflow'); import keras; "
+        "keras.layers.Dense(2); print([m for m in ('jax', 'matplotlib.pyplot') if sys.modules.get(m)])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
