@@ -20,14 +20,33 @@ from pathlib import Path
 
 log = logging.getLogger("mnistbench")
 
-_held = []  # open lock files: closing one (or exiting) frees its CPU
+_held = []  # descriptors of the lock files: closing one (or exiting) frees its CPU
 
 
 def lock_folder() -> Path:
-    # Node-local, shared by every workflow of this user on this machine.
-    folder = Path(tempfile.gettempdir()) / f"mnistbench-cpus-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    # Node-local and shared by every user's jobs on the machine, so that they spread out.
+    folder = Path(tempfile.gettempdir()) / "mnistbench-cpus"
+    try:
+        folder.mkdir()
+        folder.chmod(0o1777)  # as /tmp: anyone may add a lock file, no one remove another's
+    except FileExistsError:
+        pass
     return folder
+
+
+def _try_lock(path: Path):
+    """An open file holding an exclusive lock on `path`, or None when another process holds it."""
+    try:
+        # Read-only is enough for flock, so another user's lock file serves as well.
+        descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 def claim_cpus(count: int, folder: Path | None = None) -> list[int]:
@@ -43,14 +62,15 @@ def claim_cpus(count: int, folder: Path | None = None) -> list[int]:
     allowed = sorted(os.sched_getaffinity(0))
     if count >= len(allowed):
         return allowed
-    folder = folder or lock_folder()
+    try:
+        folder = folder or lock_folder()
+    except OSError as error:
+        log.warning("no folder for CPU locks (%s): running unpinned", error)
+        return allowed
     claimed, handles = [], []
     for cpu in allowed:
-        handle = open(folder / f"cpu{cpu}.lock", "a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
+        handle = _try_lock(folder / f"cpu{cpu}.lock")
+        if handle is None:
             continue
         claimed.append(cpu)
         handles.append(handle)
@@ -58,7 +78,7 @@ def claim_cpus(count: int, folder: Path | None = None) -> list[int]:
             break
     if len(claimed) < count:
         for handle in handles:
-            handle.close()
+            os.close(handle)
         log.warning("only %d of %d CPUs free: running unpinned", len(claimed), count)
         return allowed
     _held.extend(handles)

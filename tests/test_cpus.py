@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +73,11 @@ def test_training_process_keeps_out_imports_it_never_uses():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_lock_folder_is_shared_like_tmp():
+    # Every user's jobs on a machine must see the same locks, or two users' jobs share a CPU.
+    from mnistbench.cpus import lock_folder
+
+    folder = lock_folder()
+    assert folder.parent == Path(tempfile.gettempdir()) and folder.stat().st_mode & 0o7777 == 0o1777
