@@ -12,15 +12,17 @@ import time
 
 from mnistbench.cpus import claim_cpus
 from mnistbench.prepare import load_prepared
-from mnistbench.train import Stopwatch, configure_runtime, skip_unused_imports, train_run
+from mnistbench.train import Stopwatch, configure_runtime, start_training_process, train_run
 
 mode, backend, model, batch_size, epochs, data_path, threads = sys.argv[1:8]
 batch_size, epochs, threads = int(batch_size), int(epochs), int(threads)
-if sys.argv[8:] != ["unpinned"]:
-    claim_cpus(threads)
-configure_runtime(backend, threads)
-if mode == "workflow":  # as the workflow's train jobs do
-    skip_unused_imports(backend)
+pinned = sys.argv[8:] != ["unpinned"]
+if mode == "workflow":
+    start_training_process(backend, threads, pinned)  # as the workflow's train jobs
+else:
+    if pinned:
+        claim_cpus(threads)
+    configure_runtime(backend, threads)
 params = {
     "name": "bench",
     "dataset": "mnist",

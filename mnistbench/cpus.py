@@ -23,6 +23,13 @@ log = logging.getLogger("mnistbench")
 _held = []  # descriptors of the lock files: closing one (or exiting) frees its CPU
 
 
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (all of them where the OS cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
 def lock_folder() -> Path:
     # Node-local and shared by every user's jobs on the machine, so that they spread out.
     folder = Path(tempfile.gettempdir()) / "mnistbench-cpus"
@@ -57,10 +64,8 @@ def claim_cpus(count: int, folder: Path | None = None) -> list[int]:
     more than `count` CPUs (a SLURM job with cgroups), or fewer than `count` are free (more
     jobs than cores), it is left as it is.
     """
-    if not hasattr(os, "sched_setaffinity"):  # Linux only; elsewhere jobs run unpinned
-        return list(range(os.cpu_count() or 1))
-    allowed = sorted(os.sched_getaffinity(0))
-    if count >= len(allowed):
+    allowed = usable_cpus()
+    if count >= len(allowed) or not hasattr(os, "sched_setaffinity"):  # Linux only
         return allowed
     try:
         folder = folder or lock_folder()

@@ -22,6 +22,7 @@ import pandas as pd
 import psutil
 
 from mnistbench import machine
+from mnistbench.cpus import claim_cpus, usable_cpus
 from mnistbench.files import atomic_write, save_npz, write_csv, write_json
 from mnistbench.prepare import ARRAYS, load_prepared
 
@@ -78,6 +79,15 @@ def configure_runtime(backend: str, threads: int) -> None:
         if threads == 1:
             flags.append("--xla_cpu_multi_thread_eigen=false")
         os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
+
+
+def start_training_process(backend: str, threads: int, pin_cpus: bool = True) -> None:
+    """All that a training process fixes before Keras is first imported: its CPUs, the
+    backend and thread pools (threads inherit both), and the imports it keeps out."""
+    if pin_cpus:
+        claim_cpus(threads)
+    configure_runtime(backend, threads)
+    skip_unused_imports(backend)
 
 
 def skip_unused_imports(backend: str) -> None:
@@ -155,8 +165,7 @@ def _inter_op_threads(threads: int) -> int:
     """Measured on the lesson's run (batch 4), 4 to 6 runs each: pinned to its own CPU (see
     cpus.py), one inter-op thread trains in 5-6 s, two in 6 s or 11 s at random; unpinned,
     one takes 11 s and two 6 s."""
-    pinned = hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) <= threads
-    return 1 if pinned else 2
+    return 1 if len(usable_cpus()) <= threads else 2
 
 
 def _threads_used(keras, threads: int) -> int:
@@ -296,7 +305,7 @@ def run_and_record(params: dict, data_folder: str, outputs: dict, threads: int, 
         "params": {key: value for key, value in params.items() if key != "name"},
         "timings": watch.seconds,
         "threads": threads,
-        "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpus": usable_cpus(),
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "started_unix": started_unix,
