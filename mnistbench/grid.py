@@ -112,10 +112,6 @@ def datasets_used(runs: dict[str, dict]) -> list[str]:
     return sorted({params["dataset"] for params in runs.values()})
 
 
-def prepared_variants(runs: dict[str, dict]) -> list[tuple[str, str]]:
-    return sorted({(params["dataset"], params["normalize"]) for params in runs.values()})
-
-
 # Seconds per training step and per image on one core (TensorFlow, measured here); JAX's
 # steps cost about half. Only the order of runs matters (see expected_train_seconds).
 SECONDS_PER_STEP = 3.5e-4
