@@ -24,4 +24,8 @@ rule all:
         "results/logs/check_runs.log",
     localrule: True
     run:
-        check_runs(input.runs, log[0])
+        failed = failed_runs(input.runs, log[0])
+        # A failed run must train again next time: forget its completion marker.
+        summary.forget_runs(failed, "results/runs", input.runs)
+        if failed:
+            fail_for(failed)

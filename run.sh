@@ -6,11 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 python=${PYTHON:-python3}
-pins=$(cat requirements.txt requirements-jax.txt constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+pins=$(cat requirements.txt requirements-backends.txt constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.pins 2>/dev/null)" != "$pins" ]; then
   echo "[run.sh] installing the pinned dependencies into .venv (once per change of pins)"
   "$python" -m venv .venv
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-jax.txt -c constraints.txt
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-backends.txt -c constraints.txt
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   echo "$pins" > .venv/.pins
 fi

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench.py [--threads 1] [--skip-grid]
 
-Needs resources/prepared/mnist_scale/ (run the workflow once first). Takes about 11 minutes
+Needs resources/prepared/mnist_scale.npz (run the workflow once first). Takes about 11 minutes
 on a 2-core machine; prints a markdown table. Training measurements are pinned to as many CPUs
 as threads (as the workflow's jobs are), the plain Keras baseline included.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-PREPARED = REPO / "resources/prepared/mnist_scale"
+PREPARED = REPO / "resources/prepared/mnist_scale.npz"
 PYTHON = sys.executable
 rows: list[tuple[str, str, str, str]] = []
 

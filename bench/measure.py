@@ -11,8 +11,10 @@ import sys
 import time
 
 from mnistbench.cpus import claim_cpus
+from mnistbench.grid import Run
 from mnistbench.prepare import load_prepared
-from mnistbench.train import Stopwatch, configure_runtime, start_training_process, train_run
+from mnistbench.stopwatch import Stopwatch
+from mnistbench.train import configure_runtime, start_training_process, train_run
 
 mode, backend, model, batch_size, epochs, data_path, threads = sys.argv[1:8]
 batch_size, epochs, threads = int(batch_size), int(epochs), int(threads)
@@ -23,25 +25,12 @@ else:
     if pinned:
         claim_cpus(threads)
     configure_runtime(backend, threads)
-params = {
-    "name": "bench",
-    "dataset": "mnist",
-    "model": model,
-    "hidden_units": 64,
-    "activation": "linear",
-    "optimizer": "adam",
-    "learning_rate": None,
-    "batch_size": batch_size,
-    "epochs": epochs,
-    "normalize": "scale",
-    "seed": 0,
-    "backend": backend,
-}
+run = Run(model=model, batch_size=batch_size, epochs=epochs, backend=backend)  # the lesson's others
 
 if mode == "workflow":
     watch = Stopwatch()
-    result = train_run(params, data_path, threads, {"steps_per_execution": 0, "jit_compile": "auto"}, watch)
-    print(json.dumps({**watch.seconds, "accuracy": result["test_accuracy"]}))
+    outcome = train_run(run, data_path, threads, {"steps_per_execution": 0, "jit_compile": "auto"}, watch)
+    print(json.dumps({**watch.seconds, "accuracy": outcome.test.accuracy}))
 else:
     import keras
 
@@ -54,7 +43,7 @@ else:
     keras.utils.set_random_seed(0)
     arrays, shift, scale = load_prepared(data_path)
     x, y = arrays["x_train"], arrays["y_train"]
-    net = build_model(params, shift, scale)
+    net = build_model(run, shift, scale)
     net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
     net.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)

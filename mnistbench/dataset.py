@@ -1,16 +1,20 @@
-"""Checks, digests and storage of the four dataset arrays."""
+"""What an MNIST-like dataset is: four uint8 arrays, 28x28 images, ten classes; its checks and digest."""
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 
-from mnistbench.readers import KEYS, DataError, read_npz
-
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 N_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
+# (train, test) images of MNIST and Fashion-MNIST alike.
+FULL_SIZES = (60000, 10000)
+
+
+class DataError(ValueError):
+    """A dataset file that is unreadable, truncated or holds the wrong arrays."""
 
 
 def check_arrays(arrays: dict[str, np.ndarray], origin: str, sizes=None) -> None:
@@ -18,7 +22,7 @@ def check_arrays(arrays: dict[str, np.ndarray], origin: str, sizes=None) -> None
 
     `sizes` pins the (train, test) counts; None accepts any non-empty subset (fixtures).
     """
-    missing = [key for key in KEYS if key not in arrays]
+    missing = [key for key in ARRAYS if key not in arrays]
     if missing:
         raise DataError(f"{origin}: missing arrays {', '.join(missing)}")
     for split in ("train", "test"):
@@ -42,14 +46,8 @@ def check_arrays(arrays: dict[str, np.ndarray], origin: str, sizes=None) -> None
 def content_digest(arrays: dict[str, np.ndarray]) -> str:
     """sha256 over the arrays' names, shapes, dtypes and bytes: equal digests, equal data."""
     digest = hashlib.sha256()
-    for key in KEYS:
+    for key in ARRAYS:
         array = np.ascontiguousarray(arrays[key])
         digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
-
-
-def load_checked(path: str | Path) -> dict[str, np.ndarray]:
-    arrays = read_npz(path)
-    check_arrays(arrays, str(path))
-    return arrays

@@ -3,9 +3,8 @@
 import numpy as np
 import pandas as pd
 
+from mnistbench.dataset import N_CLASSES
 from mnistbench.files import write_csv
-
-N_CLASSES = 10
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

@@ -3,29 +3,96 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import jsonschema
 
-# The order of the settings in a run's name and in tables.
-PARAMETERS = (
-    "dataset",
-    "model",
-    "hidden_units",
-    "activation",
-    "optimizer",
-    "learning_rate",
-    "batch_size",
-    "epochs",
-    "normalize",
-    "seed",
-    "backend",
-)
-
-# Settings that only the mlp reads: for other models they are dropped, so they make no new run.
-MLP_ONLY = ("hidden_units", "activation")
+from mnistbench.dataset import FULL_SIZES
 
 BACKEND_TAGS = {"tensorflow": "tf", "jax": "jax"}
+# Settings that only the mlp reads: for other models they are None, so they make no new run.
+MLP_ONLY = ("hidden_units", "activation")
+
+# Rough relative costs of a training step and of an image per model, for the order of runs
+# only (see Run.expected_train_seconds); JAX's per-step overhead is about half TensorFlow's.
+SECONDS_PER_STEP = 3.5e-4
+SECONDS_PER_IMAGE = {"softmax": 5e-6, "mlp": 10e-6, "cnn": 160e-6}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run's settings: the single list of them, their order in names and tables, and their
+    defaults (tests/test_grid.py checks these against the config schema)."""
+
+    dataset: str = "mnist"
+    model: str = "mlp"
+    hidden_units: int | None = 64
+    activation: str | None = "linear"
+    optimizer: str = "adam"
+    learning_rate: float | None = None
+    batch_size: int = 32
+    epochs: int = 1
+    normalize: str = "scale"
+    seed: int = 0
+    backend: str = "tensorflow"
+
+    @classmethod
+    def of(cls, settings: dict) -> Run:
+        """The run of these settings; those that do not apply to its model are dropped."""
+        run = cls(**{name: settings[name] for name in SETTINGS if name in settings})
+        if run.model != "mlp":
+            run = replace(run, **dict.fromkeys(MLP_ONLY))
+        return run
+
+    def settings(self) -> dict:
+        return asdict(self)
+
+    @property
+    def name(self) -> str:
+        """A readable, stable folder name made only of the run's settings."""
+        model = self.model
+        if model == "mlp":
+            model = f"mlp{self.hidden_units}-{self.activation}"
+        learning_rate = "default" if self.learning_rate is None else repr(float(self.learning_rate))
+        return "_".join(
+            [
+                self.dataset,
+                model,
+                f"{self.optimizer}-lr{learning_rate}",
+                f"b{self.batch_size}",
+                f"e{self.epochs}",
+                self.normalize,
+                f"s{self.seed}",
+                BACKEND_TAGS[self.backend],
+            ]
+        )
+
+    def expected_train_seconds(self) -> float:
+        """A rough estimate of the train phase, so that the longest runs start first.
+
+        Started last, the grid's longest run would leave the other cores idle till it ends.
+        """
+        images = FULL_SIZES[0]
+        steps = -(-images // self.batch_size)
+        per_step = SECONDS_PER_STEP * (0.5 if self.backend == "jax" else 1.0)
+        return self.epochs * (steps * per_step + images * SECONDS_PER_IMAGE[self.model])
+
+
+SETTINGS = tuple(field.name for field in fields(Run))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One training job: a run's settings and which repeat of them this is (1, 2, ...)."""
+
+    run: Run
+    repeat: int = 1
+
+    @property
+    def name(self) -> str:
+        """The run's name for its first repeat (so that adding repeats keeps it), then _r2, _r3..."""
+        return self.run.name if self.repeat == 1 else f"{self.run.name}_r{self.repeat}"
 
 
 class ConfigError(ValueError):
@@ -58,73 +125,39 @@ def check_paths(config: dict) -> None:
 def _experiment_runs(experiment) -> list[dict]:
     if isinstance(experiment, list):
         return [dict(run) for run in experiment]
-    keys = list(experiment)
-    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*experiment.values())]
+    # A mapping sweeps its lists; `repeats` is a plain number that applies to every run.
+    sweep = {key: values for key, values in experiment.items() if key != "repeats"}
+    fixed = {"repeats": experiment["repeats"]} if "repeats" in experiment else {}
+    keys = list(sweep)
+    return [
+        {**dict(zip(keys, values, strict=True)), **fixed} for values in itertools.product(*sweep.values())
+    ]
 
 
-def normalize_run(params: dict) -> dict:
-    """Drop the settings that do not apply to the run's model."""
-    params = {key: params[key] for key in PARAMETERS}
-    if params["model"] != "mlp":
-        for key in MLP_ONLY:
-            params[key] = None
-    return params
+def expand(config: dict) -> tuple[dict[str, Measurement], dict[str, list[str]]]:
+    """Return {job name: Measurement} and {job name: the experiments it belongs to}.
 
-
-def run_name(params: dict) -> str:
-    """A readable, stable folder name made only of the run's settings."""
-    model = params["model"]
-    if model == "mlp":
-        model = f"mlp{params['hidden_units']}-{params['activation']}"
-    learning_rate = "default" if params["learning_rate"] is None else repr(float(params["learning_rate"]))
-    return "_".join(
-        [
-            params["dataset"],
-            model,
-            f"{params['optimizer']}-lr{learning_rate}",
-            f"b{params['batch_size']}",
-            f"e{params['epochs']}",
-            params["normalize"],
-            f"s{params['seed']}",
-            BACKEND_TAGS[params["backend"]],
-        ]
-    )
-
-
-def expand(config: dict) -> tuple[dict[str, dict], dict[str, list[str]]]:
-    """Return {run name: settings} and {run name: the experiments it belongs to}.
-
-    The config has already been validated against the schema (defaults filled in).
+    The config has already been validated against the schema (defaults filled in). A run asked
+    for in several experiments trains once, as many times as the most repeats asked for.
     """
-    runs: dict[str, dict] = {}
-    memberships: dict[str, list[str]] = {}
+    repeats: dict[Run, int] = {}
+    memberships: dict[Run, list[str]] = {}
     for experiment, spec in config["experiments"].items():
         for partial in _experiment_runs(spec):
-            params = normalize_run({**config["defaults"], **partial})
-            name = run_name(params)
-            runs[name] = params
-            if experiment not in memberships.setdefault(name, []):
-                memberships[name].append(experiment)
-    return runs, memberships
+            settings = {**config["defaults"], **partial}
+            run = Run.of(settings)
+            repeats[run] = max(repeats.get(run, 0), settings.get("repeats", 1))
+            if experiment not in memberships.setdefault(run, []):
+                memberships[run].append(experiment)
+    jobs: dict[str, Measurement] = {}
+    experiments: dict[str, list[str]] = {}
+    for run, count in repeats.items():
+        for repeat in range(1, count + 1):
+            job = Measurement(run, repeat)
+            jobs[job.name] = job
+            experiments[job.name] = memberships[run]
+    return jobs, experiments
 
 
-def datasets_used(runs: dict[str, dict]) -> list[str]:
-    return sorted({params["dataset"] for params in runs.values()})
-
-
-# Seconds per training step and per image on one core (TensorFlow, measured here); JAX's
-# steps cost about half. Only the order of runs matters (see expected_train_seconds).
-SECONDS_PER_STEP = 3.5e-4
-SECONDS_PER_IMAGE = {"softmax": 5e-6, "mlp": 10e-6, "cnn": 160e-6}
-TRAIN_IMAGES = 60_000  # MNIST and Fashion-MNIST alike
-
-
-def expected_train_seconds(params: dict) -> float:
-    """A rough estimate of a run's train phase, so that the longest runs start first.
-
-    Started last, the grid's longest run would leave the other cores idle till it ends.
-    """
-    steps = -(-TRAIN_IMAGES // params["batch_size"])
-    per_step = SECONDS_PER_STEP * (0.5 if params["backend"] == "jax" else 1.0)
-    epoch = steps * per_step + TRAIN_IMAGES * SECONDS_PER_IMAGE[params["model"]]
-    return params["epochs"] * epoch
+def datasets_used(jobs: dict[str, Measurement]) -> list[str]:
+    return sorted({job.run.dataset for job in jobs.values()})

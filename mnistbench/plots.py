@@ -7,16 +7,13 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from mnistbench.grid import PARAMETERS
+from mnistbench.grid import SETTINGS
+from mnistbench.stopwatch import PHASES, phase_column
 
 sns.set_theme(style="whitegrid", context="notebook")
 
-PHASE_COLUMNS = {
-    "time_data_load": "data-load",
-    "time_compile": "compile",
-    "time_train": "train",
-    "time_test": "test",
-}
+# The phases a run's job spends in the lesson's steps (start-up is the interpreter and imports).
+PHASE_COLUMNS = {phase_column(phase): phase for phase in PHASES if phase != "startup"}
 
 # What the two seed documents reported, to set beside this machine's numbers.
 SEED_CLAIMS = [
@@ -82,7 +79,7 @@ RUN_TABLE_COLUMNS = [
     "status",
     "test_accuracy",
     "test_loss",
-    *[name for name in PARAMETERS if name != "dataset"],
+    *[name for name in SETTINGS if name != "dataset"],
     *PHASE_COLUMNS,
     "time_startup",
     "train_samples_per_second",
@@ -198,7 +195,7 @@ def confusion_heatmap(confusion: pd.DataFrame, title: str):
 
 
 # Every setting but the seed: runs that share these differ only by their seed.
-SETTING_COLUMNS = [name for name in PARAMETERS if name != "seed"]
+SETTING_COLUMNS = [name for name in SETTINGS if name != "seed"]
 
 
 def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:

@@ -1,25 +1,25 @@
-"""Normalisation statistics computed once, stored beside images in the fastest form to load.
+"""Normalisation statistics computed once, stored with the images in one uncompressed `.npz`.
 
 The images stay uint8 and the model's first layer applies (x - shift) / scale, the same
 arithmetic as normalising beforehand: training never recomputes the statistics, and loads a
-quarter of float32's bytes. Each array is its own .npy file, which numpy reads straight into
-the array: measured here, 0.015 s for all of MNIST in a fresh process, against 0.03-0.13 s
-from one .npz (zipfile reads in chunks, checks CRCs and copies twice).
+quarter of float32's bytes. `load_prepared` reads each stored member straight into its array
+(see bench/load_npz.py for the ways measured; the README has the figures).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import zipfile
 
 import numpy as np
 
-from mnistbench.files import atomic_write, write_json
+from mnistbench.dataset import ARRAYS, DataError
+from mnistbench.files import save_npz
 
 METHODS = ("scale", "standardize", "none")
-ARRAYS = ("x_train", "y_train", "x_test", "y_test")
-NORMALIZATION = "normalization.json"
-FILES = (*(f"{name}.npy" for name in ARRAYS), NORMALIZATION)
+NORMALIZATION = ("shift", "scale")
+# A zip member's local header: 30 fixed bytes, then its name and extra field (PKZIP APPNOTE 4.3.7).
+_LOCAL_HEADER = 30
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def statistics(x_train: np.ndarray, method: str) -> tuple[float, float]:
@@ -34,24 +34,55 @@ def statistics(x_train: np.ndarray, method: str) -> tuple[float, float]:
     raise ValueError(f"normalize: {method!r} is not one of {', '.join(METHODS)}")
 
 
-def prepare(arrays: dict[str, np.ndarray], method: str, folder) -> None:
-    """Write FILES into `folder`; the normalisation goes last, so it marks a complete set."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ARRAYS:
-        atomic_write(folder / f"{name}.npy", lambda temporary, name=name: np.save(temporary, arrays[name]))
+def prepare(arrays: dict[str, np.ndarray], method: str, path) -> None:
+    """Write the four arrays and the normalisation into one uncompressed `.npz` at `path`."""
     shift, scale = statistics(arrays["x_train"], method)
-    write_json(folder / NORMALIZATION, {"method": method, "shift": shift, "scale": scale})
+    save_npz(path, {**{name: arrays[name] for name in ARRAYS}, "shift": shift, "scale": scale})
 
 
-def load_prepared(folder) -> tuple[dict[str, np.ndarray], float, float]:
+def read_stored_members(path) -> dict[str, np.ndarray]:
+    """Every array of an uncompressed `.npz`, each read with one system call into its memory.
+
+    np.load goes through zipfile's reader, which copies in chunks and checks CRCs: several
+    times slower for the same bytes (bench/load_npz.py). numpy has no public call for this.
+    """
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
+            for member in archive.infolist():
+                arrays[member.filename.removesuffix(".npy")] = _read_member(handle, member)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: unreadable prepared data ({error})") from error
+    return arrays
+
+
+def _read_member(handle, member: zipfile.ZipInfo) -> np.ndarray:
+    if member.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{member.filename} is compressed")
+    handle.seek(member.header_offset + 26)
+    name_length, extra_length = np.frombuffer(handle.read(4), "<u2")
+    handle.seek(member.header_offset + _LOCAL_HEADER + int(name_length) + int(extra_length))
+    read_header = _HEADER_READERS[np.lib.format.read_magic(handle)]
+    shape, fortran_order, dtype = read_header(handle)
+    if dtype.hasobject or fortran_order:
+        raise ValueError(f"{member.filename} is not a plain C-ordered array")
+    count = int(np.prod(shape, dtype=np.int64))
+    array = np.fromfile(handle, dtype=dtype, count=count)
+    if array.size != count:
+        raise ValueError(f"{member.filename} is truncated")
+    return array.reshape(shape)
+
+
+def load_prepared(path) -> tuple[dict[str, np.ndarray], float, float]:
     """The prepared arrays, and the model's (shift, scale)."""
-    folder = Path(folder)
-    arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
-    normalization = json.loads((folder / NORMALIZATION).read_text())
-    return arrays, float(normalization["shift"]), float(normalization["scale"])
+    stored = read_stored_members(path)
+    return {name: stored[name] for name in ARRAYS}, float(stored["shift"]), float(stored["scale"])
 
 
 def normalized(images: np.ndarray, shift, scale) -> np.ndarray:
     """What the model sees: float32 (x - shift) / scale (for tests and notebooks)."""
     return (images.astype(np.float32) - np.float32(shift)) / np.float32(scale)
+
+
+def prepared_path(dataset: str, normalize: str) -> str:
+    return f"resources/prepared/{dataset}_{normalize}.npz"

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import hashlib
 import io
 import pickle
 from pathlib import Path
 
 import numpy as np
+from pooch import file_hash
 
-KEYS = ("x_train", "y_train", "x_test", "y_test")
+from mnistbench.dataset import ARRAYS, DataError, check_arrays
 
 # IDX file names as published (LeCun's and Zalando's servers use the same names).
 IDX_FILES = {
@@ -24,18 +24,6 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-
-
-class DataError(ValueError):
-    """A dataset file that is unreadable, truncated or holds the wrong arrays."""
-
-
-def file_hash(path: str | Path, algorithm: str = "sha256") -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _open_maybe_gzip(path: Path) -> bytes:
@@ -101,14 +89,21 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in KEYS if key not in archive.files]
+            missing = [key for key in ARRAYS if key not in archive.files]
             if missing:
                 raise DataError(f"{path}: missing arrays {', '.join(missing)}")
-            return {key: archive[key] for key in KEYS}
+            return {key: archive[key] for key in ARRAYS}
     except DataError:
         raise
     except Exception as error:  # zipfile, numpy and OS errors all mean "unreadable"
         raise DataError(f"{path}: unreadable npz ({error})") from error
+
+
+def load_checked(path: str | Path) -> dict[str, np.ndarray]:
+    """A Keras-style `.npz` that must hold a well-formed dataset (DataError names the file)."""
+    arrays = read_npz(path)
+    check_arrays(arrays, str(path))
+    return arrays
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

@@ -28,13 +28,12 @@ from pathlib import Path
 import pooch
 
 from mnistbench import readers
-from mnistbench.dataset import check_arrays, content_digest
+from mnistbench.dataset import FULL_SIZES, check_arrays, content_digest
 
 log = logging.getLogger("mnistbench")
 
 # Give up on an unreachable address within about this many seconds.
 TIMEOUT_S = 15
-FULL_SIZES = (60000, 10000)
 
 KERAS_DATASETS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets"
 

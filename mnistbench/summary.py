@@ -11,20 +11,16 @@ import pandas as pd
 
 from mnistbench import machine
 from mnistbench.files import write_csv
-from mnistbench.grid import PARAMETERS
-from mnistbench.train import PHASES
+from mnistbench.grid import SETTINGS
+from mnistbench.stopwatch import PHASES, phase_column
 
 log = logging.getLogger("mnistbench")
-
-
-def phase_column(phase: str) -> str:
-    return "time_" + phase.replace("-", "_")
 
 
 def _run_row(metrics: dict, benchmark: pd.DataFrame, experiments: list[str]) -> dict:
     params = metrics["params"]
     row = {"run": metrics["run"], "experiments": ";".join(experiments)}
-    row.update({key: params.get(key) for key in PARAMETERS})
+    row.update({key: params.get(key) for key in SETTINGS})
     row.update(
         status=metrics["status"],
         error=metrics.get("error", ""),
@@ -94,18 +90,21 @@ def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]]) ->
     return runs
 
 
-def failed_runs(runs_csv, runs_dir) -> list[str]:
-    """Runs whose status is "failed", made to be retried by the next call of the workflow.
+def failed_runs(runs_csv) -> list[str]:
+    """The runs of runs.csv whose status is "failed"."""
+    runs = pd.read_csv(runs_csv)
+    return list(runs.loc[runs["status"] == "failed", "run"])
+
+
+def forget_runs(runs: list[str], runs_dir, runs_csv) -> None:
+    """Make the next call of the workflow train `runs` again.
 
     A failed run still writes its outputs, so that the report can show it. Removing its
     metrics.json (the file that marks completion) and dating runs.csv back makes Snakemake
-    train it again next time: Snakemake does not look for a missing intermediate file behind
-    an up-to-date output, so the summary must look stale too.
+    train it again: Snakemake does not look for a missing intermediate file behind an
+    up-to-date output, so the summary must look stale too.
     """
-    runs = pd.read_csv(runs_csv)
-    failed = list(runs.loc[runs["status"] == "failed", "run"])
-    for run in failed:
+    for run in runs:
         Path(runs_dir, run, "metrics.json").unlink(missing_ok=True)
-    if failed:
+    if runs:
         os.utime(runs_csv, (0, 0))
-    return failed

@@ -1,7 +1,7 @@
-"""One training run: load, compile, train, test, each phase timed as the lesson does.
+"""One training run in the lesson's steps: load, build and compile, fit, test, each timed.
 
-Keras is imported only inside `train_run`, after `configure_runtime` has set the backend and
-the thread pools: both must be fixed before the framework starts.
+Keras is imported only after `start_training_process` has pinned the CPUs and set the backend
+and the thread pools: all must be fixed before the framework starts.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import random
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,47 +24,53 @@ import psutil
 
 from mnistbench import machine
 from mnistbench.cpus import claim_cpus, usable_cpus
+from mnistbench.dataset import N_CLASSES
 from mnistbench.files import atomic_write, save_npz, write_csv, write_json
-from mnistbench.prepare import ARRAYS, load_prepared
+from mnistbench.grid import Run
+from mnistbench.prepare import load_prepared
+from mnistbench.stopwatch import Stopwatch
 
 log = logging.getLogger("mnistbench")
 
-PHASES = ("startup", "data-load", "compile", "train", "test")
 # Largest number of steps fused into one call of the compiled training loop (the fast path).
 MAX_STEPS_PER_EXECUTION = 256
-# Testing hook: runs whose names are listed here raise, to prove that failures are contained.
-FAIL_RUNS_VARIABLE = "MNISTBENCH_FAIL_RUNS"
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "seconds", "samples_per_second"]
-EMPTY_PREDICTIONS = {
-    "y_true": np.zeros(0, np.uint8),
-    "y_pred": np.zeros(0, np.uint8),
-    "probabilities": np.zeros((0, 10), np.float32),
-}
+INSTALL_HINT = ".venv/bin/pip install -r requirements-backends.txt"
 
 
-class Stopwatch:
-    """Named phase timings in seconds, in the order they ran."""
+@dataclass
+class Data:
+    """The prepared arrays, and the (shift, scale) that the model's first layer applies."""
 
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    shift: float
+    scale: float
 
-    def record(self, phase: str, seconds: float) -> None:
-        self.seconds[phase] = seconds
 
-    def time(self, phase: str):
-        watch = self
+@dataclass
+class Tested:
+    """The test phase's predictions and what they score."""
 
-        class _Phase:
-            def __enter__(self):
-                self.start = time.perf_counter()
+    y_true: np.ndarray
+    probabilities: np.ndarray
+    predicted: np.ndarray
+    accuracy: float
+    loss: float
 
-            def __exit__(self, *exc):
-                watch.record(phase, time.perf_counter() - self.start)
 
-        return _Phase()
+@dataclass
+class Outcome:
+    """What a run produced: its status and, when it got that far, model, history and test."""
 
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"phase": list(self.seconds), "seconds": list(self.seconds.values())})
+    status: str
+    model: object = None
+    history: list[dict] = field(default_factory=list)
+    test: Tested | None = None
+    facts: dict = field(default_factory=dict)  # fast path, device, threads: for metrics.json
+    error: str | None = None
 
 
 def configure_runtime(backend: str, threads: int) -> None:
@@ -72,8 +79,8 @@ def configure_runtime(backend: str, threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
-    # TensorFlow's own pools are sized in train_run through tf.config.threading: its
-    # TF_NUM_*_THREADS variables also starve the input pipeline (measured: 40% slower).
+    # TensorFlow's own pools are sized in start_keras through tf.config.threading: its
+    # TF_NUM_*_THREADS variables also starve the input pipeline.
     if backend == "jax":
         flags = ["--xla_gpu_deterministic_ops=true"]
         if threads == 1:
@@ -92,25 +99,26 @@ def start_training_process(backend: str, threads: int, pin_cpus: bool = True) ->
 
 def skip_unused_imports(backend: str) -> None:
     """Keep out packages that Keras and TensorFlow import when installed but a training job
-    never uses: matplotlib.pyplot (0.25 s, for Keras's image gallery) and, on TensorFlow, JAX
-    (0.4 s, for tf.lite). Both imports are guarded by `except ImportError`, and a module set
-    to None in sys.modules raises exactly that. Not for notebooks: they plot.
+    never uses: matplotlib.pyplot (for Keras's image gallery) and, on TensorFlow, JAX (for
+    tf.lite); each costs a share of a second at every start. Both imports are guarded by
+    `except ImportError`, and a module set to None in sys.modules raises exactly that. Not for
+    notebooks: they plot.
     """
     sys.modules.setdefault("matplotlib.pyplot", None)
     if backend == "tensorflow":
         sys.modules.setdefault("jax", None)
 
 
-def choose_fast_path(params: dict, n_train: int, steps_per_execution: int, jit_compile) -> dict:
+def choose_fast_path(run: Run, n_train: int, steps_per_execution: int, jit_compile) -> dict:
     """Per run: how many steps per compiled call, and whether to compile with XLA."""
-    steps_per_epoch = math.ceil(n_train / params["batch_size"])
+    steps_per_epoch = math.ceil(n_train / run.batch_size)
     if steps_per_execution == 0:
         steps_per_execution = min(MAX_STEPS_PER_EXECUTION, steps_per_epoch)
-    if params.get("backend") == "jax":
-        jit_compile = True  # without jit, JAX runs every op eagerly (measured: 35 times slower)
+    if run.backend == "jax":
+        jit_compile = True  # without jit, JAX runs every op eagerly, many times slower
     elif jit_compile == "auto":
-        # Measured here on TensorFlow's CPU path, XLA never paid off: +0.2 s (softmax, 1 epoch),
-        # +1.2 s (blog, 20 epochs), +2.9 s (lesson, 3 epochs), 6 times slower on the cnn.
+        # On TensorFlow's CPU path XLA has never paid off where measured (README), slowest of
+        # all on the cnn; `train.jit_compile: true` forces it.
         jit_compile = False
     return {"steps_per_execution": int(steps_per_execution), "jit_compile": bool(jit_compile)}
 
@@ -132,7 +140,7 @@ def _epoch_logger(keras, n_train: int, rows: list):
             rows.append(row)
             if not math.isfinite(row["loss"]):
                 # Checked per epoch: Keras's TerminateOnNaN checks every batch, which costs
-                # a third of the train time at small batch sizes.
+                # much of the train time at small batch sizes.
                 self.model.stop_training = True
             log.info(
                 "epoch %d: loss %.4f, accuracy %.4f, %.2f s",
@@ -162,9 +170,8 @@ def _device(keras) -> str:
 
 
 def _inter_op_threads(threads: int) -> int:
-    """Measured on the lesson's run (batch 4), 4 to 6 runs each: pinned to its own CPU (see
-    cpus.py), one inter-op thread trains in 5-6 s, two in 6 s or 11 s at random; unpinned,
-    one takes 11 s and two 6 s."""
+    """Pinned to CPUs of its own, one inter-op thread is fastest; unpinned, two (an idle second
+    thread then keeps the pool awake). The README's measurements have the figures."""
     return 1 if len(usable_cpus()) <= threads else 2
 
 
@@ -176,7 +183,21 @@ def _threads_used(keras, threads: int) -> int:
     return threads  # XLA's CPU pool is fixed by XLA_FLAGS in configure_runtime
 
 
-def _seed(keras, seed: int) -> bool:
+def start_keras(backend: str, threads: int):
+    """Import Keras on `backend` (set by configure_runtime) and size TensorFlow's thread pools."""
+    if importlib.util.find_spec(backend) is None:
+        raise RuntimeError(f"backend {backend} is not installed: {INSTALL_HINT}")
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(_inter_op_threads(threads))
+    return keras
+
+
+def seed_everything(keras, seed: int) -> bool:
     """Seed every generator; returns whether the backend's ops are deterministic as well."""
     random.seed(seed)
     np.random.seed(seed)
@@ -188,7 +209,7 @@ def _seed(keras, seed: int) -> bool:
         # deterministic kernel (some GPU ops), so a run never silently varies.
         tf.config.experimental.enable_op_determinism()
         return True
-    # keras.utils.set_random_seed imports TensorFlow (about 2 s) even on JAX, to seed tf.data;
+    # keras.utils.set_random_seed imports TensorFlow (seconds) even on JAX, to seed tf.data;
     # JAX runs need only Keras's own global seed, set here as that function sets it.
     from keras.src.backend.common import global_state
     from keras.src.random import seed_generator
@@ -200,75 +221,76 @@ def _seed(keras, seed: int) -> bool:
     return True
 
 
-def train_run(params: dict, data_folder: str, threads: int, options: dict, watch: Stopwatch) -> dict:
-    """Train and test one run; returns the metrics and fills `watch` with the phase timings."""
-    if params["backend"] == "jax" and importlib.util.find_spec("jax") is None:
-        raise RuntimeError("backend jax is not installed: .venv/bin/pip install -r requirements-jax.txt")
-    import keras
+def load_data(path) -> Data:
+    arrays, shift, scale = load_prepared(path)
+    return Data(**arrays, shift=shift, scale=scale)
 
+
+def build_and_compile(run: Run, data: Data, fast: dict):
     from mnistbench.models import build_model, build_optimizer
 
-    if params.get("name") in os.environ.get(FAIL_RUNS_VARIABLE, "").split(","):
-        raise RuntimeError(f"run {params['name']} was made to fail ({FAIL_RUNS_VARIABLE})")
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    model = build_model(run, data.shift, data.scale)
+    model.compile(
+        optimizer=build_optimizer(run),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=fast["steps_per_execution"],
+        jit_compile=fast["jit_compile"],
+    )
+    return model
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(_inter_op_threads(threads))
-    deterministic = _seed(keras, params["seed"])
-    watch.record("startup", time.time() - psutil.Process().create_time())
+
+def fit(keras, model, run: Run, data: Data) -> list[dict]:
+    """Train; returns one row per epoch (stops early when the loss turns NaN)."""
+    history: list[dict] = []
+    model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=run.batch_size,
+        epochs=run.epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_epoch_logger(keras, len(data.x_train), history)],
+    )
+    return history
+
+
+def predict_test_set(model, data: Data) -> Tested:
+    """Predict the test set once; accuracy and loss come from those predictions."""
+    probabilities = np.asarray(model.predict(data.x_test, batch_size=1024, verbose=0), dtype=np.float32)
+    predicted = probabilities.argmax(axis=1).astype(np.uint8)
+    picked = probabilities[np.arange(len(data.y_test)), data.y_test]
+    loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+    return Tested(data.y_test, probabilities, predicted, float(np.mean(predicted == data.y_test)), loss)
+
+
+def train_run(run: Run, data_path, threads: int, options: dict, watch: Stopwatch) -> Outcome:
+    """Train and test one run; fills `watch` with the phase timings."""
+    keras = start_keras(run.backend, threads)
+    deterministic = seed_everything(keras, run.seed)
+    watch.record("startup", time.time() - psutil.Process().create_time(), psutil.Process().create_time())
 
     with watch.time("data-load"):
-        arrays, shift, scale = load_prepared(data_folder)
-    x_train, y_train, x_test, y_test = (arrays[name] for name in ARRAYS)
-
-    fast = choose_fast_path(params, len(x_train), options["steps_per_execution"], options["jit_compile"])
+        data = load_data(data_path)
+    fast = choose_fast_path(run, len(data.x_train), options["steps_per_execution"], options["jit_compile"])
     with watch.time("compile"):
-        model = build_model(params, shift, scale)
-        model.compile(
-            optimizer=build_optimizer(params),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            steps_per_execution=fast["steps_per_execution"],
-            jit_compile=fast["jit_compile"],
-        )
-
-    history: list[dict] = []
+        model = build_and_compile(run, data, fast)
     with watch.time("train"):
-        model.fit(
-            x_train,
-            y_train,
-            batch_size=params["batch_size"],
-            epochs=params["epochs"],
-            shuffle=True,
-            verbose=0,
-            callbacks=[_epoch_logger(keras, len(x_train), history)],
-        )
-    diverged = not history or not all(math.isfinite(row["loss"]) for row in history)
-
+        history = fit(keras, model, run, data)
     with watch.time("test"):
-        probabilities = model.predict(x_test, batch_size=1024, verbose=0)
-    probabilities = np.asarray(probabilities, dtype=np.float32)
-    predicted = probabilities.argmax(axis=1).astype(np.uint8)
-    picked = probabilities[np.arange(len(y_test)), y_test]
-    test_loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
-    test_accuracy = float(np.mean(predicted == y_test))
-    diverged = diverged or not math.isfinite(test_loss) or not np.isfinite(probabilities).all()
-    return {
-        "status": "diverged" if diverged else "ok",
-        "test_accuracy": test_accuracy,
-        "test_loss": test_loss,
-        "epochs_completed": len(history),
-        "n_train": len(x_train),
+        tested = predict_test_set(model, data)
+
+    finite = history and all(math.isfinite(row["loss"]) for row in history)
+    finite = finite and math.isfinite(tested.loss) and np.isfinite(tested.probabilities).all()
+    facts = {
+        "n_train": len(data.x_train),
         "device": _device(keras),
         "deterministic": deterministic,
         "threads_used": _threads_used(keras, threads),
         "backend": keras.backend.backend(),
         **fast,
-        "_model": model,
-        "_history": history,
-        "_predictions": {"y_true": y_test, "y_pred": predicted, "probabilities": probabilities},
     }
+    return Outcome("ok" if finite else "diverged", model, history, tested, facts)
 
 
 def _save_model(model, path: str) -> None:
@@ -278,7 +300,14 @@ def _save_model(model, path: str) -> None:
     model.save(path)
 
 
-def run_and_record(params: dict, data_folder: str, outputs: dict, threads: int, options: dict) -> dict:
+def _predictions(tested: Tested | None) -> dict[str, np.ndarray]:
+    if tested is None:
+        empty = np.zeros(0, np.uint8)
+        return {"y_true": empty, "y_pred": empty, "probabilities": np.zeros((0, N_CLASSES), np.float32)}
+    return {"y_true": tested.y_true, "y_pred": tested.predicted, "probabilities": tested.probabilities}
+
+
+def run_and_record(run: Run, name: str, data_path, outputs: dict, threads: int, options: dict) -> dict:
     """Train one run and write all its outputs; metrics.json goes last, so it marks completion.
 
     A run that raises is recorded with status "failed" and its error rather than crashing the
@@ -287,22 +316,24 @@ def run_and_record(params: dict, data_folder: str, outputs: dict, threads: int, 
     watch = Stopwatch()
     started = datetime.now(UTC)
     started_unix = time.time()
-    result: dict = {}
     try:
-        result = train_run(params, data_folder, threads, options, watch)
+        outcome = train_run(run, data_path, threads, options, watch)
     except Exception as error:
-        log.error("run %s failed: %s\n%s", params.get("name"), error, traceback.format_exc())
-        result = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+        log.error("run %s failed: %s\n%s", name, error, traceback.format_exc())
+        outcome = Outcome("failed", error=f"{type(error).__name__}: {error}")
 
-    model = result.pop("_model", None)
-    atomic_write(outputs["model"], lambda temporary: _save_model(model, temporary))
-    write_csv(outputs["history"], pd.DataFrame(result.pop("_history", []), columns=HISTORY_COLUMNS))
+    atomic_write(outputs["model"], lambda temporary: _save_model(outcome.model, temporary))
+    write_csv(outputs["history"], pd.DataFrame(outcome.history, columns=HISTORY_COLUMNS))
     write_csv(outputs["timings"], watch.frame())
-    save_npz(outputs["predictions"], result.pop("_predictions", EMPTY_PREDICTIONS))
+    save_npz(outputs["predictions"], _predictions(outcome.test))
     metrics = {
-        "run": params.get("name"),
-        **result,
-        "params": {key: value for key, value in params.items() if key != "name"},
+        "run": name,
+        "status": outcome.status,
+        **({"error": outcome.error} if outcome.error else {}),
+        **({"test_accuracy": outcome.test.accuracy, "test_loss": outcome.test.loss} if outcome.test else {}),
+        "epochs_completed": len(outcome.history),
+        **outcome.facts,
+        "params": run.settings(),
         "timings": watch.seconds,
         "threads": threads,
         "cpus": usable_cpus(),
@@ -314,5 +345,5 @@ def run_and_record(params: dict, data_folder: str, outputs: dict, threads: int, 
         "versions": machine.versions(),
     }
     write_json(outputs["metrics"], metrics)
-    log.info("run %s: %s, test accuracy %s", metrics["run"], metrics["status"], metrics.get("test_accuracy"))
+    log.info("run %s: %s, test accuracy %s", name, metrics["status"], metrics.get("test_accuracy"))
     return metrics

@@ -18,6 +18,7 @@ try:
 except grid.ConfigError as error:
     raise WorkflowError(str(error)) from None
 
+# {job name: Measurement (a run's settings and its repeat)}, {job name: its experiments}
 RUNS, EXPERIMENTS = grid.expand(config)
 
 # A snakemake killed hard leaves its lock behind; clear it when no snakemake runs here, so
@@ -45,35 +46,35 @@ def final_targets():
     return ["results/report.html"]
 
 
-def check_runs(runs_csv, log_path):
-    """Fail the workflow, after the report is built, when a run failed."""
-    failed = summary.failed_runs(runs_csv, "results/runs")
+def failed_runs(runs_csv, log_path):
+    """The failed runs of runs.csv, written to the log of rule all."""
+    failed = summary.failed_runs(runs_csv)
     with open(log_path, "w") as log:
         print(f"{len(RUNS)} runs, failed: {', '.join(failed) or 'none'}", file=log)
-    if failed:
-        raise WorkflowError(
-            f"{len(failed)} of {len(RUNS)} runs failed ({', '.join(failed)}); the report shows "
-            "them, results/runs/<run>/train.log says why, and the next call retries them."
-        )
+    return failed
 
 
-def lesson_settings():
-    return grid.normalize_run({**config["defaults"], **config["lesson"]})
+def fail_for(failed):
+    """Fail the workflow, after the report is built, naming the failed runs."""
+    raise WorkflowError(
+        f"{len(failed)} of {len(RUNS)} runs failed ({', '.join(failed)}); the report shows "
+        "them, results/runs/<run>/train.log says why, and the next call retries them."
+    )
 
 
-def prepared_files(params):
-    folder = f"resources/prepared/{params['dataset']}_{params['normalize']}"
-    return [f"{folder}/{file}" for file in prepare.FILES]
+def lesson_run():
+    return grid.Run.of({**config["defaults"], **config["lesson"]})
 
 
 def lesson_data(wildcards):
-    return prepared_files(lesson_settings())
+    run = lesson_run()
+    return prepare.prepared_path(run.dataset, run.normalize)
 
 
 def lesson_parameters(wildcards, input, threads):
     return {
-        "data_path": os.path.abspath(os.path.dirname(input.data[0])),
-        "settings": lesson_settings(),
+        "data_path": os.path.abspath(input.data),
+        "settings": lesson_run().settings(),
         "threads": threads,
     }
 
@@ -92,21 +93,12 @@ def repo_files(*paths):
 
 
 def report_parameters(wildcards, input):
-    names = ("runs_csv", "timings_csv", "history_csv", "machine_csv", "datasets_csv")
+    """The notebook's parameters: where the summary tables and the runs are, and the grid."""
     return {
-        **{name: os.path.abspath(input[name]) for name in names},
+        "summary_dir": os.path.abspath(os.path.dirname(input.runs)),
         "runs_dir": os.path.abspath("results/runs"),
         "experiments": config["experiments"],
     }
-
-
-SUMMARY_FILES = [
-    "results/summary/runs.csv",
-    "results/summary/timings.csv",
-    "results/summary/history.csv",
-    "results/summary/machine.csv",
-    "results/summary/datasets.csv",
-]
 
 
 def run_paths(name):
@@ -123,32 +115,37 @@ def download_sources(wildcards):
 
 
 def prepared_data(wildcards):
-    return prepared_files(RUNS[wildcards.run])
+    run = RUNS[wildcards.run].run
+    return prepare.prepared_path(run.dataset, run.normalize)
 
 
-def run_params(wildcards):
-    return {"name": wildcards.run, **RUNS[wildcards.run]}
+def run_settings(wildcards):
+    return RUNS[wildcards.run].run.settings()
+
+
+def run_repeat(wildcards):
+    return RUNS[wildcards.run].repeat
 
 
 def train_mem_mb(wildcards):
-    """Memory for a training job: measured peaks are about 1.3 GB (dense) and 2 GB (cnn) on MNIST."""
+    """Memory for a training job: the cnn's peak is the highest (README has the measured peaks)."""
     if config["train"]["mem_mb"]:
         return config["train"]["mem_mb"]
-    return 4000 if RUNS[wildcards.run]["model"] == "cnn" else 2500
+    return 4000 if RUNS[wildcards.run].run.model == "cnn" else 2500
 
 
 def train_runtime(wildcards):
-    """Minutes for a training job: generous bounds from epochs measured here (cnn: 10 s/epoch)."""
+    """Minutes for a training job: generous bounds per epoch, a cnn epoch being the slowest."""
     if config["train"]["runtime"]:
         return config["train"]["runtime"]
-    params = RUNS[wildcards.run]
-    per_epoch = 3 if params["model"] == "cnn" else 1
-    return 10 + params["epochs"] * per_epoch
+    run = RUNS[wildcards.run].run
+    per_epoch = 3 if run.model == "cnn" else 1
+    return 10 + run.epochs * per_epoch
 
 
 def train_priority(wildcards):
     """Longest runs first: a long run started last would leave the other cores idle."""
-    return round(grid.expected_train_seconds(RUNS[wildcards.run]), 1)
+    return round(RUNS[wildcards.run].run.expected_train_seconds(), 1)
 
 
 def train_options(wildcards):

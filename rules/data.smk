@@ -26,14 +26,10 @@ rule prepare:
         data="resources/{dataset}.npz",
         code=repo_file("mnistbench/prepare.py"),
     output:
-        expand(
-            "resources/prepared/{{dataset}}_{{normalize}}/{file}", file=prepare.FILES
-        ),
+        "resources/prepared/{dataset}_{normalize}.npz",
     log:
         "resources/logs/prepare_{dataset}_{normalize}.log",
     conda:
         "../envs/mnistbench.yaml"
-    params:
-        folder="resources/prepared/{dataset}_{normalize}",
     script:
         "../scripts/prepare.py"

@@ -1,10 +1,9 @@
 rule report:
     input:
-        runs_csv="results/summary/runs.csv",
-        timings_csv="results/summary/timings.csv",
-        history_csv="results/summary/history.csv",
-        machine_csv="results/summary/machine.csv",
-        datasets_csv="results/summary/datasets.csv",
+        runs="results/summary/runs.csv",
+        tables=expand(
+            "results/summary/{table}.csv", table=("history", "machine", "datasets")
+        ),
         confusion=run_paths("confusion.csv"),
         notebook=repo_file("notebooks/report.ipynb"),
         plotting_code=repo_file("mnistbench/plots.py"),

@@ -21,7 +21,8 @@ rule train:
         runtime=train_runtime,
         gpu=config["train"]["gpus"],
     params:
-        run=run_params,
+        run=run_settings,
+        repeat=run_repeat,
         options=train_options,
     script:
         "../scripts/train.py"

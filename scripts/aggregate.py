@@ -1,6 +1,5 @@
-from mnistbench.summary import aggregate
-
 from mnistbench import setup_logging
+from mnistbench.summary import aggregate
 
 setup_logging(snakemake.log[0])
 aggregate(dict(snakemake.input.items()), dict(snakemake.output.items()), snakemake.params.experiments)

@@ -1,7 +1,7 @@
 from mnistbench import setup_logging
-from mnistbench.dataset import load_checked
 from mnistbench.prepare import prepare
+from mnistbench.readers import load_checked
 
 log = setup_logging(snakemake.log[0])
-prepare(load_checked(snakemake.input.data), snakemake.wildcards.normalize, snakemake.params.folder)
+prepare(load_checked(snakemake.input.data), snakemake.wildcards.normalize, snakemake.output[0])
 log.info("prepared %s with normalize=%s", snakemake.input.data, snakemake.wildcards.normalize)

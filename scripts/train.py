@@ -1,15 +1,14 @@
-import os
-
 from mnistbench import setup_logging
+from mnistbench.grid import Run
 from mnistbench.train import run_and_record, start_training_process
 
-start_training_process(
-    snakemake.params.run["backend"], snakemake.threads, snakemake.params.options["pin_cpus"]
-)
+run = Run(**snakemake.params.run)
+start_training_process(run.backend, snakemake.threads, snakemake.params.options["pin_cpus"])
 setup_logging(snakemake.log[0], capture_stderr=True)
 run_and_record(
-    snakemake.params.run,
-    os.path.dirname(snakemake.input.data[0]),
+    run,
+    snakemake.wildcards.run,
+    snakemake.input.data,
     dict(snakemake.output.items()),
     snakemake.threads,
     snakemake.params.options,

@@ -101,6 +101,16 @@ def snakemake(
     return result
 
 
+def damage_prepared_data(workdir: Path, config: dict, dataset: str, snakefile=None) -> Path:
+    """Build a dataset's prepared file, then truncate it: a genuine fault that makes every run
+    on that dataset fail in its data-load phase while the other runs go on."""
+    target = f"resources/prepared/{dataset}_scale.npz"
+    snakemake(workdir, config, "--cores", "1", target, snakefile=snakefile)
+    path = workdir / target
+    path.write_bytes(path.read_bytes()[:3000])
+    return path
+
+
 def pytest_collection_modifyitems(items):
     """SLURM tests last: once SLURM's client is installed and its controller stopped, every
     snakemake start waits about 10 s (the SLURM executor plugin runs `scontrol show config`

@@ -1,34 +1,42 @@
-"""Expanding the config's experiments into unique, named runs."""
+"""Expanding the config's experiments into unique, named runs; the Run type against the schema."""
 
 import re
 
 import pytest
+import yaml
+from conftest import REPO
 
 from mnistbench import grid
+from mnistbench.grid import Run
 
-DEFAULTS = {
-    "dataset": "mnist",
-    "normalize": "scale",
-    "model": "mlp",
-    "optimizer": "adam",
-    "batch_size": 32,
-    "epochs": 1,
-    "hidden_units": 64,
-    "activation": "linear",
-    "learning_rate": None,
-    "seed": 0,
-    "backend": "tensorflow",
-}
+DEFAULTS = {**Run().settings(), "repeats": 1}
 
 
 def expand(experiments):
-    return grid.expand({"defaults": DEFAULTS, "experiments": experiments})
+    jobs, experiments = grid.expand({"defaults": DEFAULTS, "experiments": experiments})
+    return jobs, experiments
+
+
+def test_the_run_type_matches_the_schema_settings_and_defaults():
+    schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
+    run_properties = set(schema["$defs"]["run"]["properties"]) - {"repeats"}
+    assert run_properties == set(grid.SETTINGS)
+    sweepable = set(schema["$defs"]["experiment"]["properties"]) - {"repeats"}
+    assert sweepable == set(grid.SETTINGS)
+    defaults = {
+        name: spec["default"]
+        for name, spec in schema["properties"]["defaults"]["properties"].items()
+        if name != "repeats"
+    }
+    assert defaults == Run().settings()
+    assert set(grid.BACKEND_TAGS) == set(schema["$defs"]["backend"]["enum"])
+    assert set(grid.SECONDS_PER_IMAGE) == set(schema["$defs"]["model"]["enum"])
 
 
 def test_mapping_of_lists_is_a_cartesian_product():
     runs, _ = expand({"sweep": {"optimizer": ["sgd", "adam"], "batch_size": [4, 32, 128]}})
     assert len(runs) == 6
-    assert {(r["optimizer"], r["batch_size"]) for r in runs.values()} == {
+    assert {(job.run.optimizer, job.run.batch_size) for job in runs.values()} == {
         (o, b) for o in ("sgd", "adam") for b in (4, 32, 128)
     }
 
@@ -36,7 +44,7 @@ def test_mapping_of_lists_is_a_cartesian_product():
 def test_same_settings_in_two_experiments_train_once():
     runs, experiments = expand({"a": [{"batch_size": 4}], "b": {"batch_size": [4, 8]}})
     assert len(runs) == 2
-    shared = next(name for name, params in runs.items() if params["batch_size"] == 4)
+    shared = next(name for name, job in runs.items() if job.run.batch_size == 4)
     assert experiments[shared] == ["a", "b"]
 
 
@@ -45,7 +53,7 @@ def test_settings_that_do_not_apply_make_no_new_run():
         {"s": {"model": ["softmax", "cnn"], "hidden_units": [16, 32], "activation": ["relu", "tanh"]}}
     )
     assert len(runs) == 2
-    assert all(params["hidden_units"] is None for params in runs.values())
+    assert all(job.run.hidden_units is None and job.run.activation is None for job in runs.values())
 
 
 def test_names_are_readable_stable_and_path_safe():
@@ -61,8 +69,8 @@ def test_names_are_readable_stable_and_path_safe():
 
 def test_defaults_fill_what_an_experiment_leaves_out():
     runs, _ = expand({"x": [{}]})
-    (params,) = runs.values()
-    assert params == DEFAULTS
+    (job,) = runs.values()
+    assert job.run == Run() and job.repeat == 1
 
 
 @pytest.mark.parametrize(
@@ -73,15 +81,40 @@ def test_learning_rate_in_names(learning_rate, tag):
     assert tag in next(iter(runs))
 
 
+def test_repeats_are_jobs_of_the_same_run_and_the_first_keeps_its_name():
+    single, _ = expand({"x": [{"batch_size": 4}]})
+    repeated, experiments = expand({"x": [{"batch_size": 4, "repeats": 3}], "y": {"model": ["softmax"]}})
+    (first,) = single
+    assert set(repeated) == {
+        first,
+        f"{first}_r2",
+        f"{first}_r3",
+        "mnist_softmax_adam-lrdefault_b32_e1_scale_s0_tf",
+    }
+    assert {repeated[name].run for name in (first, f"{first}_r2", f"{first}_r3")} == {single[first].run}
+    assert [repeated[name].repeat for name in (first, f"{first}_r2", f"{first}_r3")] == [1, 2, 3]
+    assert experiments[f"{first}_r3"] == ["x"]
+
+
+def test_repeats_in_a_mapping_apply_to_every_run_and_are_not_swept():
+    runs, _ = expand({"sweep": {"batch_size": [4, 8], "repeats": 2}})
+    assert len(runs) == 4 and {job.repeat for job in runs.values()} == {1, 2}
+
+
+def test_the_most_repeats_asked_for_a_run_win():
+    runs, _ = expand({"a": [{"repeats": 2}], "b": [{"repeats": 5}], "c": [{}]})
+    assert len(runs) == 5
+
+
 def test_expected_train_time_orders_the_shipped_runs_as_measured():
-    # Measured here on one core: cnn 3 epochs 63 s > blog 20 epochs 10-12 s > lesson 6 s >
-    # the same on JAX 2.5 s > mlp batch 128 1.6 s.
+    # The order measured here (README): cnn 3 epochs > blog 20 epochs > lesson > the same on
+    # JAX > mlp batch 128.
     runs = [
-        {**DEFAULTS, "model": "cnn", "batch_size": 128, "epochs": 3},
-        {**DEFAULTS, "model": "softmax", "optimizer": "sgd", "batch_size": 32, "epochs": 20},
-        {**DEFAULTS, "batch_size": 4},
-        {**DEFAULTS, "batch_size": 4, "backend": "jax"},
-        {**DEFAULTS, "batch_size": 128},
+        Run(model="cnn", batch_size=128, epochs=3),
+        Run(model="softmax", optimizer="sgd", batch_size=32, epochs=20),
+        Run(batch_size=4),
+        Run(batch_size=4, backend="jax"),
+        Run(batch_size=128),
     ]
-    seconds = [grid.expected_train_seconds(run) for run in runs]
+    seconds = [run.expected_train_seconds() for run in runs]
     assert seconds == sorted(seconds, reverse=True) and len(set(seconds)) == len(seconds)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from mnistbench import readers
-from mnistbench.dataset import check_arrays, content_digest, load_checked
+from mnistbench.dataset import check_arrays, content_digest
 from mnistbench.files import save_npz
-from mnistbench.readers import DataError
+from mnistbench.readers import DataError, load_checked
 
 
 def test_npz_idx_and_pickle_decode_to_identical_arrays(formats, arrays):
@@ -18,7 +18,7 @@ def test_npz_idx_and_pickle_decode_to_identical_arrays(formats, arrays):
     sha = readers.file_hash(formats["pickle"])
     from_pickle = readers.read_classic_pickle(formats["pickle"], sha)
     for decoded in (from_npz, from_idx, from_pickle):
-        for key in readers.KEYS:
+        for key in readers.ARRAYS:
             assert decoded[key].dtype == np.uint8
             np.testing.assert_array_equal(decoded[key], arrays[key])
     assert content_digest(from_npz) == content_digest(from_idx) == content_digest(from_pickle)

@@ -147,11 +147,11 @@ def test_dataset_damaged_after_download_is_caught_by_prepare(tmp_path, formats):
     snakemake(tmp_path, config, "--cores", "1", "resources/mnist.npz")
     stored = tmp_path / "resources/mnist.npz"
     stored.write_bytes(stored.read_bytes()[:3000])
-    prepared = "resources/prepared/mnist_scale/normalization.json"
+    prepared = "resources/prepared/mnist_scale.npz"
     result = snakemake(tmp_path, config, "--cores", "1", prepared, check=False)
     assert result.returncode != 0
     assert "resources/mnist.npz: unreadable npz" in result.stdout + result.stderr
-    assert not list(tmp_path.glob("resources/prepared/mnist_scale/*"))
+    assert not list(tmp_path.glob("resources/prepared/mnist_scale*"))
 
 
 def test_no_pickle_loading_and_no_shell_in_the_code():

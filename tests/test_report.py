@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, snakemake
+from conftest import REPO, damage_prepared_data, snakemake
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
@@ -23,7 +23,7 @@ WORKFLOW_FILES = (
     "report",
     "mnistbench",
 )
-FAILING = "mnist_mlp8-linear_adam-lrdefault_b32_e1_scale_s0_tf"
+FAILING = "fashion_mnist_mlp8-linear_adam-lrdefault_b32_e1_scale_s0_tf"
 
 
 def copy_workflow(target: Path) -> Path:
@@ -40,7 +40,8 @@ def copy_workflow(target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, formats):
-    """A small grid: two seeds of one setting, a second model, a diverging and a failing run."""
+    """A small grid: two seeds of one setting, a second model, a diverging run, and a run that
+    fails because its prepared data is damaged."""
     work = copy_workflow(tmp_path_factory.mktemp("workflow"))
     config = {
         "defaults": {"batch_size": 32, "hidden_units": 8, "epochs": 2},
@@ -49,36 +50,42 @@ def built(tmp_path_factory, formats):
             "mlp": [{"model": "mlp", "epochs": 1}],
             "backends": [{"model": "softmax", "seed": 0, "backend": "jax"}],
             "broken": [{"model": "mlp", "optimizer": "sgd", "learning_rate": 1e10, "normalize": "none"}],
+            "damaged": [{"model": "mlp", "epochs": 1, "dataset": "fashion_mnist"}],
         },
-        "data": {"mnist": {"local_path": str(formats["npz"])}},
+        "data": {
+            "mnist": {"local_path": str(formats["npz"])},
+            "fashion_mnist": {"local_path": str(formats["npz"])},
+        },
     }
-    env = {"MNISTBENCH_FAIL_RUNS": FAILING}
-    result = snakemake(work, config, "--cores", "2", env=env, check=False, snakefile=work / "Snakefile")
-    return work, config, result
+    damaged = damage_prepared_data(work, config, "fashion_mnist", snakefile=work / "Snakefile")
+    result = snakemake(work, config, "--cores", "2", check=False, snakefile=work / "Snakefile")
+    return work, config, result, damaged
 
 
 @pytest.mark.slow
 def test_failed_run_is_reported_and_the_exit_status_says_so(built):
-    work, config, result = built
+    work, config, result, damaged = built
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert re.search(rf"1 of 5 runs failed \({FAILING}\)", output), output[-3000:]
+    assert re.search(rf"1 of 6 runs failed \({FAILING}\)", output), output[-3000:]
     runs = pd.read_csv(work / "results/summary/runs.csv")
     statuses = dict(zip(runs["run"], runs["status"], strict=True))
     assert statuses[FAILING] == "failed"
     assert list(statuses.values()).count("diverged") == 1
-    assert list(statuses.values()).count("ok") == 3
+    assert list(statuses.values()).count("ok") == 4
+    assert "unreadable prepared data" in runs.set_index("run").loc[FAILING, "error"]
     assert (work / "results/report.html").exists()
-    # The next call retries the failed run (it now succeeds) and keeps the others.
+    # The next call retries the failed run (its data repaired, it now succeeds), keeps the others.
     kept = {p: p.stat().st_mtime_ns for p in (work / "results/runs").glob("*/metrics.json")}
-    assert len(kept) == 4  # all but the failed run
+    assert len(kept) == 5  # all but the failed run
+    damaged.unlink()
     plan = planned_jobs(work, config)
     assert {"train", "evaluate", "aggregate", "report"} <= plan
     again = snakemake(work, config, "--cores", "2", snakefile=work / "Snakefile", check=False)
     assert again.returncode == 0, again.stdout[-2000:]
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert pd.read_csv(work / "results/summary/runs.csv")["status"].value_counts().to_dict() == {
-        "ok": 4,
+        "ok": 5,
         "diverged": 1,
     }
 
@@ -88,7 +95,7 @@ def test_failed_run_is_reported_and_the_exit_status_says_so(built):
 def test_report_opens_offline_with_every_image_and_one_row_per_run(built):
     from playwright.sync_api import sync_playwright
 
-    work, _, _ = built
+    work, _, _, _ = built
     runs = pd.read_csv(work / "results/summary/runs.csv")
     outside = []
     with sync_playwright() as playwright:
@@ -143,8 +150,11 @@ def planned_jobs(work, config):
 
 @pytest.mark.slow
 def test_editing_the_notebook_or_plotting_code_reruns_only_the_report(built):
-    work, config, _ = built
-    config = {**config, "experiments": {k: v for k, v in config["experiments"].items() if k != "broken"}}
+    work, config, _, _ = built
+    config = {
+        **config,
+        "experiments": {k: v for k, v in config["experiments"].items() if k not in ("broken", "damaged")},
+    }
     del config["experiments"]["mlp"]
     snakemake(work, config, "--cores", "2", snakefile=work / "Snakefile")
     assert planned_jobs(work, config) <= {"all"}
@@ -166,7 +176,7 @@ def test_editing_the_notebook_or_plotting_code_reruns_only_the_report(built):
 
 @pytest.mark.slow
 def test_lesson_notebook_executes_for_the_chosen_setting(built):
-    work, config, _ = built
+    work, config, _, _ = built
     config = {**config, "lesson": {"model": "mlp", "hidden_units": 8, "batch_size": 16, "epochs": 1}}
     snakemake(work, config, "--cores", "1", "lesson", snakefile=work / "Snakefile")
     text = re.sub(r"<[^>]+>", "", (work / "results/lesson/lesson.html").read_text())

@@ -12,7 +12,7 @@ def pins(lines):
 
 def requirement_pins():
     lines = []
-    for name in ("requirements.txt", "requirements-jax.txt"):
+    for name in ("requirements.txt", "requirements-backends.txt"):
         lines += [line.strip() for line in (REPO / name).read_text().splitlines() if not line.startswith("#")]
     return pins(lines)
 

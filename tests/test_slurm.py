@@ -7,7 +7,7 @@ import subprocess
 
 import pandas as pd
 import pytest
-from conftest import REPO, snakemake
+from conftest import REPO, damage_prepared_data, snakemake
 
 LOCAL_SLURM = REPO / "cluster/local-slurm.sh"
 # The local test cluster has no accounting database: job status comes from squeue.
@@ -18,7 +18,7 @@ NO_ACCOUNTING = [
     "--slurm-init-seconds-before-status-checks",
     "5",
 ]
-FAILING = "mnist_mlp8-linear_adam-lrdefault_b32_e1_scale_s0_tf"
+FAILING = "fashion_mnist_mlp8-linear_adam-lrdefault_b32_e1_scale_s0_tf"
 
 
 def why_no_slurm():
@@ -47,21 +47,27 @@ def cluster():
 def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
     config = {
         "defaults": {"batch_size": 32, "hidden_units": 8, "epochs": 1},
-        "experiments": {"small": {"model": ["softmax", "mlp"], "optimizer": ["adam", "sgd"]}},
-        "data": {"mnist": {"local_path": str(formats["npz"])}},
+        "experiments": {
+            "small": {"model": ["softmax", "mlp"], "optimizer": ["adam", "sgd"]},
+            "damaged": [{"model": "mlp", "dataset": "fashion_mnist"}],
+        },
+        "data": {
+            "mnist": {"local_path": str(formats["npz"])},
+            "fashion_mnist": {"local_path": str(formats["npz"])},
+        },
     }
+    damage_prepared_data(tmp_path, config, "fashion_mnist")
     result = snakemake(
         tmp_path,
         config,
         "--profile",
         str(REPO / "profiles/slurm"),
         *NO_ACCOUNTING,
-        env={"MNISTBENCH_FAIL_RUNS": FAILING},
         check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
-    assert f"1 of 4 runs failed ({FAILING})" in output
+    assert f"1 of 5 runs failed ({FAILING})" in output
 
     runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
     assert runs.set_index("run")["status"].to_dict() == {
@@ -77,6 +83,6 @@ def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
         job_id = json.loads(metrics_path.read_text())["host"]["slurm_job_id"]
         assert job_id and job_id.isdigit()
         job_ids.add(job_id)
-    assert len(job_ids) == 3  # one SLURM job per training run
+    assert len(job_ids) == 4  # one SLURM job per training run
     assert runs["slurm_job_id"].notna().all()
     assert (tmp_path / "results/report.html").stat().st_size > 10000

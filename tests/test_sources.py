@@ -23,7 +23,7 @@ def md5(path):
 
 
 def assert_same(fetched, arrays):
-    for key in readers.KEYS:
+    for key in readers.ARRAYS:
         np.testing.assert_array_equal(fetched[key], arrays[key])
 
 

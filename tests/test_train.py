@@ -7,27 +7,16 @@ import pandas as pd
 import pytest
 
 from mnistbench import prepare, train
+from mnistbench.grid import Run
+from mnistbench.stopwatch import PHASES
 
-PARAMS = {
-    "name": "fixture-run",
-    "dataset": "mnist",
-    "model": "mlp",
-    "hidden_units": 16,
-    "activation": "relu",
-    "optimizer": "adam",
-    "learning_rate": None,
-    "batch_size": 32,
-    "epochs": 2,
-    "normalize": "scale",
-    "seed": 0,
-    "backend": "tensorflow",
-}
+RUN = Run(model="mlp", hidden_units=16, activation="relu", batch_size=32, epochs=2)
 OPTIONS = {"steps_per_execution": 0, "jit_compile": "auto"}
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, arrays):
-    path = tmp_path_factory.mktemp("prepared") / "mnist_scale"
+    path = tmp_path_factory.mktemp("prepared") / "mnist_scale.npz"
     prepare.prepare(arrays, "scale", path)
     return str(path)
 
@@ -43,10 +32,12 @@ def outputs(folder):
     return {key: str(folder / name) for key, name in names.items()}
 
 
-def run(tmp_path, data, name, **changes):
+def run(tmp_path, data, name, options=OPTIONS, **changes):
     folder = tmp_path / name
     train.configure_runtime("tensorflow", 1)
-    metrics = train.run_and_record({**PARAMS, "name": name, **changes}, data, outputs(folder), 1, OPTIONS)
+    metrics = train.run_and_record(
+        Run.of({**RUN.settings(), **changes}), name, data, outputs(folder), 1, options
+    )
     return metrics, folder
 
 
@@ -55,7 +46,7 @@ def test_each_model_trains_and_writes_every_output(tmp_path, data, model):
     metrics, folder = run(tmp_path, data, model, model=model)
     assert metrics["status"] == "ok" and metrics["test_accuracy"] > 0.5
     assert json.loads((folder / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]
-    assert list(pd.read_csv(folder / "timings.csv")["phase"]) == list(train.PHASES)
+    assert list(pd.read_csv(folder / "timings.csv")["phase"]) == list(PHASES)
     assert len(pd.read_csv(folder / "history.csv")) == 2
     with np.load(folder / "predictions.npz") as predictions:
         assert predictions["probabilities"].shape == (100, 10)
@@ -75,14 +66,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, data):
 
 def test_fast_path_gives_the_same_result_as_plain_fit(tmp_path, data):
     fast, _ = run(tmp_path, data, "fast")
-    train.configure_runtime("tensorflow", 1)
-    plain = train.run_and_record(
-        {**PARAMS, "name": "plain"},
-        data,
-        outputs(tmp_path / "plain"),
-        1,
-        {"steps_per_execution": 1, "jit_compile": False},
-    )
+    plain, _ = run(tmp_path, data, "plain", options={"steps_per_execution": 1, "jit_compile": False})
     assert fast["steps_per_execution"] > 1 and plain["steps_per_execution"] == 1
     assert fast["test_accuracy"] == plain["test_accuracy"]
     assert fast["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-5)
@@ -103,11 +87,13 @@ def test_exploding_learning_rate_is_recorded_as_diverged(tmp_path, data):
     assert metrics["epochs_completed"] < 3 or not np.isfinite(metrics["test_loss"])
 
 
-def test_a_run_that_raises_is_recorded_as_failed(tmp_path, data, monkeypatch):
-    monkeypatch.setenv(train.FAIL_RUNS_VARIABLE, "doomed")
-    metrics, folder = run(tmp_path, data, "doomed")
-    assert metrics["status"] == "failed" and "made to fail" in metrics["error"]
+def test_a_run_that_raises_is_recorded_as_failed(tmp_path, data):
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(open(data, "rb").read()[:20000])
+    metrics, folder = run(tmp_path, str(damaged), "doomed")
+    assert metrics["status"] == "failed" and "unreadable prepared data" in metrics["error"]
     assert json.loads((folder / "metrics.json").read_text())["status"] == "failed"
+    assert metrics["epochs_completed"] == 0 and "test_accuracy" not in metrics
 
 
 @pytest.mark.parametrize(
@@ -115,5 +101,5 @@ def test_a_run_that_raises_is_recorded_as_failed(tmp_path, data, monkeypatch):
     [(4, 1, 256, False), (128, 1, 256, False), (60000, 5, 1, False), (4, 3, 256, False)],
 )
 def test_fast_path_choice(batch_size, epochs, spe, jit):
-    chosen = train.choose_fast_path({**PARAMS, "batch_size": batch_size, "epochs": epochs}, 60000, 0, "auto")
+    chosen = train.choose_fast_path(Run(batch_size=batch_size, epochs=epochs), 60000, 0, "auto")
     assert chosen == {"steps_per_execution": spe, "jit_compile": jit}

@@ -40,7 +40,7 @@ def test_download_skips_a_corrupt_mirror_then_prepares(tmp_path, formats, arrays
     }
     work = tmp_path / "work"
     work.mkdir()
-    snakemake(work, config, "--cores", "1", "resources/prepared/mnist_standardize/normalization.json")
+    snakemake(work, config, "--cores", "1", "resources/prepared/mnist_standardize.npz")
 
     fetched = readers.read_npz(work / "resources/mnist.npz")
     assert content_digest(fetched) == content_digest(arrays)
@@ -52,7 +52,7 @@ def test_download_skips_a_corrupt_mirror_then_prepares(tmp_path, formats, arrays
     log = (work / "resources/logs/download_mnist.log").read_text()
     assert "source corrupt failed" in log and "fetched from idx-mirror" in log
 
-    prepared, shift, scale = load_prepared(work / "resources/prepared/mnist_standardize")
+    prepared, shift, scale = load_prepared(work / "resources/prepared/mnist_standardize.npz")
     assert content_digest(prepared) == content_digest(arrays)
     assert prepared["x_train"].dtype == np.uint8  # a quarter of float32's bytes to load
     seen = normalized(prepared["x_train"], shift, scale)
