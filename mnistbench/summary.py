@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mnistbench import machine
@@ -17,10 +18,35 @@ from mnistbench.stopwatch import PHASES, phase_column
 log = logging.getLogger("mnistbench")
 
 
-def _run_row(metrics: dict, benchmark: pd.DataFrame, experiments: list[str]) -> dict:
+# Timed columns summarised per setting in settings.csv; time_job is the whole job (Snakemake's).
+TIMED_COLUMNS = [*(phase_column(phase) for phase in PHASES), "time_epoch_steady", "time_job"]
+STATISTICS = {
+    "median": lambda x: x.median(),
+    "q1": lambda x: x.quantile(0.25),
+    "q3": lambda x: x.quantile(0.75),
+    "min": lambda x: x.min(),
+    "max": lambda x: x.max(),
+}
+# pyperf's rule for an unstable benchmark: standard deviation above 10% of the mean, or a
+# repeat more than 50% away from the mean. Applied to the train phase, with 2 repeats or more.
+NOISY_STDEV_OVER_MEAN = 0.10
+NOISY_DISTANCE_FROM_MEAN = 0.50
+
+
+def _epoch_times(history: pd.DataFrame) -> tuple[float | None, float | None]:
+    """The first epoch (compiling and tracing included) and the median of the others."""
+    seconds = history["seconds"].dropna()
+    if seconds.empty:
+        return None, None
+    steady = float(seconds.iloc[1:].median()) if len(seconds) > 1 else None
+    return float(seconds.iloc[0]), steady
+
+
+def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, experiments: list[str]) -> dict:
     params = metrics["params"]
     row = {"run": metrics["run"], "experiments": ";".join(experiments)}
     row.update({key: params.get(key) for key in SETTINGS})
+    row["repeat"] = metrics.get("repeat", 1)
     row.update(
         status=metrics["status"],
         error=metrics.get("error", ""),
@@ -30,6 +56,7 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, experiments: list[str]) -> 
     )
     for phase in PHASES:
         row[phase_column(phase)] = metrics["timings"].get(phase)
+    row["time_first_epoch"], row["time_epoch_steady"] = _epoch_times(history)
     train_seconds = metrics["timings"].get("train")
     row["time_job"] = float(benchmark["s"].iloc[0]) if len(benchmark) else None
     row["train_samples_per_second"] = (
@@ -39,6 +66,19 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, experiments: list[str]) -> 
     )
     row["peak_memory_mb"] = float(benchmark["max_rss"].iloc[0]) if len(benchmark) else None
     row["cpu_seconds"] = float(benchmark["cpu_time"].iloc[0]) if len(benchmark) else None
+    started = metrics.get("phase_started_unix", {}).get("train")
+    row["train_started_unix"] = started
+    row["train_finished_unix"] = started + train_seconds if started and train_seconds else None
+    load_at_start, load_at_end = metrics.get("load_at_start", {}), metrics.get("load_at_end", {})
+    row.update(
+        peak_rss_mb=metrics.get("peak_rss_mb"),
+        load_average_start=load_at_start.get("load_average"),
+        load_average_end=load_at_end.get("load_average"),
+        cpu_mhz_start=load_at_start.get("cpu_mhz"),
+        cpu_mhz_end=load_at_end.get("cpu_mhz"),
+        code_version=metrics.get("code_version"),
+        deterministic=metrics.get("deterministic"),
+    )
     row.update(
         threads=metrics.get("threads"),
         cpus=" ".join(map(str, metrics.get("cpus") or [])),
@@ -53,22 +93,25 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, experiments: list[str]) -> 
 
 
 def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]]) -> pd.DataFrame:
-    """Write runs.csv (one row per run), timings.csv and history.csv (long), machine.csv, datasets.csv."""
+    """Write runs.csv (one row per run and repeat), settings.csv (one row per setting), timings.csv
+    and history.csv (long), machine.csv, datasets.csv."""
     rows, timings, histories, hosts = [], [], [], {}
     for metrics_path, benchmark_path, history_path in zip(
         inputs["metrics"], inputs["benchmark"], inputs["history"], strict=True
     ):
         metrics = json.loads(Path(metrics_path).read_text())
         benchmark = pd.read_csv(benchmark_path, sep="\t")
-        rows.append(_run_row(metrics, benchmark, experiments.get(metrics["run"], [])))
-        timings += [{"run": metrics["run"], "phase": p, "seconds": s} for p, s in metrics["timings"].items()]
         history = pd.read_csv(history_path)
+        rows.append(_run_row(metrics, benchmark, history, experiments.get(metrics["run"], [])))
+        timings += [{"run": metrics["run"], "phase": p, "seconds": s} for p, s in metrics["timings"].items()]
         history.insert(0, "run", metrics["run"])
         histories.append(history)
         hosts.setdefault(metrics["host"]["hostname"], metrics["host"])
 
     runs = pd.DataFrame(rows).sort_values("test_accuracy", ascending=False, na_position="last")
+    runs.insert(runs.columns.get_loc("train_started_unix"), "overlap_seconds", overlap_seconds(runs))
     write_csv(outputs["runs"], runs)
+    write_csv(outputs["settings"], settings_table(runs))
     write_csv(outputs["timings"], pd.DataFrame(timings, columns=["run", "phase", "seconds"]))
     write_csv(outputs["history"], pd.concat(histories, ignore_index=True) if histories else pd.DataFrame())
 
@@ -88,6 +131,61 @@ def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]]) ->
     write_csv(outputs["datasets"], pd.DataFrame(datasets))
     log.info("aggregated %d runs: %s", len(runs), runs["status"].value_counts().to_dict())
     return runs
+
+
+def overlap_seconds(runs: pd.DataFrame) -> pd.Series:
+    """Per run, the seconds during which another run's train phase ran on the same host while
+    its own train phase ran (the union of the overlaps, so two neighbours at once count once)."""
+    result = pd.Series(0.0, index=runs.index)
+    timed = runs.dropna(subset=["train_started_unix", "train_finished_unix"])
+    for index, run in timed.iterrows():
+        others = timed[(timed.index != index) & (timed["host"] == run["host"])]
+        starts = others["train_started_unix"].clip(lower=run["train_started_unix"])
+        ends = others["train_finished_unix"].clip(upper=run["train_finished_unix"])
+        spans = sorted((s, e) for s, e in zip(starts, ends, strict=True) if e > s)
+        covered, reach = 0.0, -np.inf
+        for start, end in spans:
+            start = max(start, reach)
+            if end > start:
+                covered += end - start
+                reach = end
+        result[index] = round(covered, 3)
+    return result
+
+
+def is_noisy(seconds: pd.Series) -> bool:
+    """pyperf's instability rule (see NOISY_*); one repeat has no spread, so it is never noisy."""
+    seconds = seconds.dropna()
+    if len(seconds) < 2:
+        return False
+    mean = seconds.mean()
+    far = (seconds - mean).abs().max() > NOISY_DISTANCE_FROM_MEAN * mean
+    return bool(seconds.std(ddof=1) > NOISY_STDEV_OVER_MEAN * mean or far)
+
+
+def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per distinct setting: repeats, the median and spread of each timed column, the
+    median accuracy, whether the repeats gave identical numbers, and whether to trust the times."""
+    finished = runs[runs["status"] == "ok"]
+    keys = list(SETTINGS)
+    rows = []
+    for setting, group in finished.fillna({key: "-" for key in keys}).groupby(keys, sort=False):
+        row = {**dict(zip(keys, setting, strict=True)), "n": len(group)}
+        row["runs"] = ";".join(group.sort_values("repeat")["run"])
+        row["experiments"] = group["experiments"].iloc[0]
+        for column in TIMED_COLUMNS:
+            for name, statistic in STATISTICS.items():
+                row[f"{column}_{name}"] = statistic(group[column].astype(float))
+        row["test_accuracy_median"] = group["test_accuracy"].median()
+        # Same seed, same numbers: repeats must agree exactly; where they do not, say so.
+        row["identical_results"] = bool(
+            group["test_accuracy"].nunique() == 1 and group["test_loss"].nunique() == 1
+        )
+        row["noisy"] = is_noisy(group["time_train"])
+        row["overlapped"] = bool(group["overlap_seconds"].gt(0).any())
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table.replace({"-": None}) if len(table) else table
 
 
 def failed_runs(runs_csv) -> list[str]:

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import resource
 import sys
 import time
 import traceback
@@ -22,13 +23,13 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from mnistbench import machine
+from mnistbench import append_to_log, machine
 from mnistbench.cpus import claim_cpus, usable_cpus
 from mnistbench.dataset import N_CLASSES
 from mnistbench.files import atomic_write, save_npz, write_csv, write_json
 from mnistbench.grid import Run
 from mnistbench.prepare import load_prepared
-from mnistbench.stopwatch import Stopwatch
+from mnistbench.stopwatch import Stopwatch, benchmark_block
 
 log = logging.getLogger("mnistbench")
 
@@ -307,15 +308,25 @@ def _predictions(tested: Tested | None) -> dict[str, np.ndarray]:
     return {"y_true": tested.y_true, "y_pred": tested.predicted, "probabilities": tested.probabilities}
 
 
-def run_and_record(run: Run, name: str, data_path, outputs: dict, threads: int, options: dict) -> dict:
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory, exact (sampling from outside misses short peaks)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
+
+
+def run_and_record(
+    run: Run, name: str, data_path, outputs: dict, threads: int, options: dict, repeat: int = 1
+) -> dict:
     """Train one run and write all its outputs; metrics.json goes last, so it marks completion.
 
     A run that raises is recorded with status "failed" and its error rather than crashing the
-    grid; the workflow reports it at the end (see rules/common.smk).
+    grid; the workflow reports it at the end (see rules/common.smk). The log ends with the
+    phases in cloudmesh's StopWatch format, as the lesson prints them.
     """
     watch = Stopwatch()
     started = datetime.now(UTC)
     started_unix = time.time()
+    load_at_start = machine.load_sample()
     try:
         outcome = train_run(run, data_path, threads, options, watch)
     except Exception as error:
@@ -328,6 +339,7 @@ def run_and_record(run: Run, name: str, data_path, outputs: dict, threads: int, 
     save_npz(outputs["predictions"], _predictions(outcome.test))
     metrics = {
         "run": name,
+        "repeat": repeat,
         "status": outcome.status,
         **({"error": outcome.error} if outcome.error else {}),
         **({"test_accuracy": outcome.test.accuracy, "test_loss": outcome.test.loss} if outcome.test else {}),
@@ -335,8 +347,13 @@ def run_and_record(run: Run, name: str, data_path, outputs: dict, threads: int, 
         **outcome.facts,
         "params": run.settings(),
         "timings": watch.seconds,
+        "phase_started_unix": watch.started,
         "threads": threads,
         "cpus": usable_cpus(),
+        "peak_rss_mb": _peak_rss_mb(),
+        "load_at_start": load_at_start,
+        "load_at_end": machine.load_sample(),
+        "code_version": machine.code_version(),
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "started_unix": started_unix,
@@ -344,6 +361,8 @@ def run_and_record(run: Run, name: str, data_path, outputs: dict, threads: int, 
         "host": machine.host(),
         "versions": machine.versions(),
     }
-    write_json(outputs["metrics"], metrics)
     log.info("run %s: %s, test accuracy %s", name, metrics["status"], metrics.get("test_accuracy"))
+    status = "ok" if outcome.status == "ok" else "failed"
+    append_to_log(benchmark_block(watch, name, machine.stopwatch_attributes(), status))
+    write_json(outputs["metrics"], metrics)
     return metrics

@@ -27,6 +27,13 @@ if not workflow.remote_exec:
     locks.clear_stale_locks(os.getcwd())
 
 
+# train.isolate: every training job takes the one "timed_training" slot, so that timed jobs never
+# overlap; the other rules do not ask for it and run beside them. `--resources timed_training=N`
+# on the command line allows N at once.
+if "timed_training" not in workflow.global_resources:
+    workflow.register_resource("timed_training", 1)
+
+
 # Light jobs run where snakemake runs, not as cluster jobs (each costs seconds of start-up);
 # download runs there too, since compute nodes often have no internet.
 localrules:

@@ -2,7 +2,8 @@ rule report:
     input:
         runs="results/summary/runs.csv",
         tables=expand(
-            "results/summary/{table}.csv", table=("history", "machine", "datasets")
+            "results/summary/{table}.csv",
+            table=("settings", "history", "machine", "datasets"),
         ),
         confusion=run_paths("confusion.csv"),
         notebook=repo_file("notebooks/report.ipynb"),

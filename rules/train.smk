@@ -9,7 +9,8 @@ rule train:
         predictions="results/runs/{run}/predictions.npz",
         metrics="results/runs/{run}/metrics.json",
     log:
-        "results/runs/{run}/train.log",
+        train="results/runs/{run}/train.log",
+        framework="results/runs/{run}/framework.log",
     benchmark:
         "results/runs/{run}/benchmark.tsv"
     priority: train_priority
@@ -20,6 +21,7 @@ rule train:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
         gpu=config["train"]["gpus"],
+        timed_training=1 if config["train"]["isolate"] else 0,
     params:
         run=run_settings,
         repeat=run_repeat,
@@ -55,6 +57,11 @@ rule aggregate:
     output:
         runs=report(
             "results/summary/runs.csv", category="Summary", labels={"table": "runs"}
+        ),
+        settings=report(
+            "results/summary/settings.csv",
+            category="Summary",
+            labels={"table": "settings"},
         ),
         timings=report(
             "results/summary/timings.csv",

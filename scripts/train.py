@@ -4,7 +4,7 @@ from mnistbench.train import run_and_record, start_training_process
 
 run = Run(**snakemake.params.run)
 start_training_process(run.backend, snakemake.threads, snakemake.params.options["pin_cpus"])
-setup_logging(snakemake.log[0], capture_stderr=True)
+setup_logging(snakemake.log.train, framework_log=snakemake.log.framework)
 run_and_record(
     run,
     snakemake.wildcards.run,
@@ -12,4 +12,5 @@ run_and_record(
     dict(snakemake.output.items()),
     snakemake.threads,
     snakemake.params.options,
+    snakemake.params.repeat,
 )
