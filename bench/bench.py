@@ -33,13 +33,25 @@ def report(what, ours, baseline, ratio):
     print(f"  {what}: {ours} vs {baseline} -> {ratio}", flush=True)
 
 
+REPEATS = 5
+
+
+class Spread(dict):
+    """Per phase the measurements of all repeats; str() gives "median [q1-q3] (n)"."""
+
+    def median(self, phase):
+        return statistics.median(self[phase])
+
+    def text(self, phase, digits=2):
+        values = sorted(self[phase])
+        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+        return f"{statistics.median(values):.{digits}f} s [{q1:.{digits}f}-{q3:.{digits}f}] (n={len(values)})"
+
+
 def measure(mode, backend, model, batch, epochs, threads, pinned=True):
-    """The faster of two runs, each in a fresh process: on a shared virtual machine, noise only
-    ever adds time (the cnn's epoch was seen at 10 s and at 21 s)."""
-    return min(
-        (measure_once(mode, backend, model, batch, epochs, threads, pinned) for _ in range(2)),
-        key=lambda seconds: seconds["train"],
-    )
+    """REPEATS runs, each in a fresh process: the median and spread, never the best of them."""
+    runs = [measure_once(mode, backend, model, batch, epochs, threads, pinned) for _ in range(REPEATS)]
+    return Spread({phase: [run[phase] for run in runs] for phase in runs[0]})
 
 
 def measure_once(mode, backend, model, batch, epochs, threads, pinned):
@@ -67,42 +79,34 @@ def train_comparisons(threads):
         ("cnn, batch 128, 1 epoch", "cnn", 128, 1),
     ]
     for label, model, batch, epochs in settings:
-        plain = measure("plain", "tensorflow", model, batch, epochs, threads)["train"]
+        plain = measure("plain", "tensorflow", model, batch, epochs, threads)
         ours = measure("workflow", "tensorflow", model, batch, epochs, threads)
-        report(
-            f"{label} (TensorFlow)",
-            f"{ours['train']:.2f} s",
-            f"{plain:.2f} s",
-            f"{ours['train'] / plain:.2f}x",
-        )
+        ratio = ours.median("train") / plain.median("train")
+        report(f"{label} (TensorFlow)", ours.text("train"), plain.text("train"), f"{ratio:.2f}x")
         if model == "mlp" and batch == 4:
             jax = measure("workflow", "jax", model, batch, epochs, threads)
+            ratio = jax.median("train") / plain.median("train")
+            report(f"{label} (JAX)", jax.text("train"), plain.text("train") + " TF plain", f"{ratio:.2f}x")
+            ratio = ours.median("data-load") / 0.1
             report(
-                f"{label} (JAX)",
-                f"{jax['train']:.2f} s",
-                f"{plain:.2f} s (TF plain)",
-                f"{jax['train'] / plain:.2f}x",
+                "data-load phase (TensorFlow run)", ours.text("data-load", 3), "target 0.1 s", f"{ratio:.2f}x"
             )
-            report(
-                "data-load phase (TensorFlow run)",
-                f"{ours['data-load']:.3f} s",
-                "target 0.1 s",
-                f"{ours['data-load'] / 0.1:.2f}x",
-            )
+            ratio = ours.median("startup") / jax.median("startup")
             report(
                 "start-up phase, TensorFlow against JAX",
-                f"{ours['startup']:.2f} s",
-                f"{jax['startup']:.2f} s",
-                f"{ours['startup'] / jax['startup']:.2f}x",
+                ours.text("startup"),
+                jax.text("startup"),
+                f"{ratio:.2f}x",
             )
-            lesson_train = ours["train"]
+            lesson_train = ours.median("train")
         if model == "cnn":
             free = measure("workflow", "tensorflow", model, batch, epochs, threads, pinned=False)
+            ratio = free.median("train") / ours.median("train")
             report(
                 "  the same unpinned (train.pin_cpus: false)",
-                f"{free['train']:.2f} s",
-                f"{ours['train']:.2f} s pinned",
-                f"{free['train'] / ours['train']:.2f}x",
+                free.text("train"),
+                ours.text("train") + " pinned",
+                f"{ratio:.2f}x",
             )
     return lesson_train
 
@@ -133,6 +137,8 @@ def run_grid(workdir: Path, cores: int, config: Path, *extra: str):
             str(cores),
             "--quiet",
             *extra,
+            "--config",
+            "train={isolate: false}",  # the speed-up of running training jobs side by side
             "all",
         ],
         check=True,
@@ -238,7 +244,9 @@ def main():
         "--threads", type=int, default=1, help="threads per training process (as train.threads)"
     )
     parser.add_argument("--skip-grid", action="store_true", help="skip the two end-to-end grid runs")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="fresh processes per measurement")
     args = parser.parse_args()
+    globals()["REPEATS"] = args.repeats
     if not PREPARED.exists():
         sys.exit(f"{PREPARED} is missing: run the workflow once first (./run.sh)")
     print(

@@ -47,51 +47,116 @@ def model_label(runs: pd.DataFrame) -> pd.Series:
     )
 
 
-def seed_comparison(runs: pd.DataFrame) -> pd.DataFrame:
+def spread(row, column: str, unit: str = " s", digits: int = 2) -> str:
+    """A timed column of settings.csv as "median [q1-q3] (n=...)"."""
+    median = row[f"{column}_median"]
+    if pd.isna(median):
+        return "-"
+    q1, q3 = row[f"{column}_q1"], row[f"{column}_q3"]
+    return f"{median:.{digits}f}{unit} [{q1:.{digits}f}-{q3:.{digits}f}] (n={row['n']})"
+
+
+def in_experiment(table: pd.DataFrame, experiment: str) -> pd.Series:
+    return table["experiments"].fillna("").str.split(";").apply(lambda names: experiment in names)
+
+
+def seed_comparison(settings: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for claim in SEED_CLAIMS:
-        ours = runs[
-            runs["experiments"]
-            .fillna("")
-            .str.split(";")
-            .apply(lambda names, c=claim: c["experiment"] in names)
-        ]
+        ours = settings[in_experiment(settings, claim["experiment"])]
         row = dict(claim)
         if len(ours):
-            best = ours.iloc[0]
+            best = ours.sort_values("test_accuracy_median", ascending=False).iloc[0]
             row.update(
-                our_run=best["run"],
-                our_status=best["status"],
-                our_accuracy=f"{best['test_accuracy']:.1%}" if pd.notna(best["test_accuracy"]) else "-",
-                our_train_seconds=round(best["time_train"], 2) if pd.notna(best["time_train"]) else None,
+                our_accuracy=f"{best['test_accuracy_median']:.1%}", our_train=spread(best, "time_train")
             )
         else:
-            row.update(
-                our_run="(not in this config)", our_status="-", our_accuracy="-", our_train_seconds=None
-            )
+            row.update(our_accuracy="(not in this config)", our_train="-")
         rows.append(row)
     return pd.DataFrame(rows).drop(columns="experiment")
 
 
+def setting_label(table: pd.DataFrame) -> pd.Series:
+    """A short name of each row's setting: network, optimizer, batch, epochs, backend."""
+    label = (
+        model_label(table)
+        + " "
+        + table["optimizer"].astype(str)
+        + " b"
+        + table["batch_size"].astype(str)
+        + " e"
+        + table["epochs"].astype(str)
+    )
+    return pd.Series(label, index=table.index) + " " + table["backend"].astype(str)
+
+
+def key_results(settings: pd.DataFrame) -> list[str]:
+    """The report's opening lines: seed reproductions, fastest and most accurate settings, the
+    backend comparison, and the settings whose times are not to be trusted."""
+    if settings.empty:
+        return ["No run finished, so there are no results yet."]
+    lines = []
+    for claim in SEED_CLAIMS:
+        ours = settings[in_experiment(settings, claim["experiment"])]
+        if len(ours):
+            row = ours.iloc[0]
+            lines.append(
+                f"**{claim['document']}** ({claim['setting']}): {row['test_accuracy_median']:.1%} "
+                f"test accuracy (reported {claim['reported_accuracy']}), "
+                f"train phase {spread(row, 'time_train')}."
+            )
+    labelled = settings.assign(setting=setting_label(settings))
+    fastest = labelled.sort_values("time_train_median").iloc[0]
+    best = labelled.sort_values("test_accuracy_median", ascending=False).iloc[0]
+    lines.append(f"**Fastest train phase**: {fastest['setting']}, {spread(fastest, 'time_train')}.")
+    lines.append(
+        f"**Most accurate**: {best['setting']}, {best['test_accuracy_median']:.2%}, "
+        f"train phase {spread(best, 'time_train')}."
+    )
+    backends = backend_comparison(settings)
+    for _, row in backends.iterrows():
+        ratios = [
+            f"{column}: {row[column]:.2f}" for column in backends.columns if column.startswith("ratio ")
+        ]
+        if ratios:
+            lines.append(f"**Backends**, {row['setting']}: train-time {', '.join(ratios)}.")
+    flagged = labelled[labelled["noisy"] | labelled["overlapped"]]
+    for _, row in flagged.iterrows():
+        why = " and ".join(
+            reason
+            for reason, flag in (("noisy", row["noisy"]), ("measured with overlap", row["overlapped"]))
+            if flag
+        )
+        lines.append(
+            f"**Not to be trusted** ({why}): {row['setting']}, train phase {spread(row, 'time_train')}."
+        )
+    varied = labelled[~labelled["identical_results"]]
+    for _, row in varied.iterrows():
+        lines.append(
+            f"**Repeats differ** in accuracy or loss: {row['setting']} "
+            "(its backend is not deterministic here)."
+        )
+    return lines
+
+
 RUN_TABLE_COLUMNS = [
     "run",
-    "experiments",
+    "repeat",
     "status",
     "test_accuracy",
     "test_loss",
-    *[name for name in SETTINGS if name != "dataset"],
     *PHASE_COLUMNS,
     "time_startup",
-    "train_samples_per_second",
-    "peak_memory_mb",
-    "device",
+    "overlap_seconds",
+    "peak_rss_mb",
 ]
 
 
 def run_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """All runs, best first; failed and diverged runs stay in, at the bottom."""
+    """All runs, best first; failed and diverged runs stay in, at the bottom. The settings are
+    in each run's name, so the table fits a screen without scrolling sideways."""
     order = runs.assign(_ok=runs["status"].eq("ok")).sort_values(
-        ["_ok", "test_accuracy"], ascending=[False, False], na_position="last"
+        ["_ok", "test_accuracy", "run"], ascending=[False, False, True], na_position="last"
     )
     return order[[c for c in RUN_TABLE_COLUMNS if c in order.columns]].reset_index(drop=True)
 
@@ -110,7 +175,9 @@ def _against_batch_size(runs: pd.DataFrame, y: str, ylabel: str, yscale: str = "
         dashes=False,
         height=4,
         aspect=1.5,
-        errorbar=None,
+        estimator="median",
+        errorbar=("pi", 50),  # the interquartile range of the repeats
+        err_style="bars",
     )
     grid.set(xscale="log", yscale=yscale, xlabel="batch size", ylabel=ylabel)
     grid.legend.set_title("")
@@ -125,13 +192,28 @@ def train_time_vs_batch_size(runs: pd.DataFrame):
     return _against_batch_size(runs, "time_train", "train phase (s)", yscale="log")
 
 
-def phase_breakdown(runs: pd.DataFrame):
-    data = runs.set_index("run")[list(PHASE_COLUMNS)].rename(columns=PHASE_COLUMNS).fillna(0)
-    data = data.loc[data.sum(axis=1).sort_values().index]
-    height = max(2.5, 0.35 * len(data) + 1)
+def phase_breakdown(settings: pd.DataFrame):
+    """Median seconds of each phase per setting, stacked; the train phase's bar shows its
+    interquartile range over the repeats."""
+    data = settings.assign(setting=setting_label(settings)).set_index("setting")
+    medians = data[[f"{column}_median" for column in PHASE_COLUMNS]].set_axis(
+        list(PHASE_COLUMNS.values()), axis=1
+    )
+    medians = medians.fillna(0).sort_values("train")
+    height = max(2.5, 0.35 * len(medians) + 1)
     figure, axes = plt.subplots(figsize=(10, height))
-    data.plot.barh(stacked=True, ax=axes, color=sns.color_palette("colorblind", 4), width=0.8)
-    axes.set_xlabel("seconds")
+    medians.plot.barh(stacked=True, ax=axes, color=sns.color_palette("colorblind", 4), width=0.8)
+    ordered = data.loc[medians.index]
+    before_train = medians[["data-load", "compile"]].sum(axis=1)
+    axes.errorbar(
+        before_train + medians["train"],
+        range(len(medians)),
+        xerr=[medians["train"] - ordered["time_train_q1"], ordered["time_train_q3"] - medians["train"]],
+        fmt="none",
+        ecolor="black",
+        capsize=3,
+    )
+    axes.set_xlabel("seconds (median of the repeats; bar: train phase q1-q3)")
     axes.set_ylabel("")
     axes.legend(title="phase", loc="lower right")
     figure.tight_layout()
@@ -194,13 +276,16 @@ def confusion_heatmap(confusion: pd.DataFrame, title: str):
     return figure
 
 
+BACKEND_ORDER = {"tensorflow": 0, "jax": 1, "torch": 2}
 # Every setting but the seed: runs that share these differ only by their seed.
 SETTING_COLUMNS = [name for name in SETTINGS if name != "seed"]
 
 
 def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% interval of accuracy per setting that ran with more than one seed."""
+    """Mean and 95% interval of accuracy per setting that ran with more than one seed (first
+    repeats only: a repeat has its seed's numbers again)."""
     data = finished(runs)
+    data = data[data["repeat"] == 1]
     keys = [c for c in SETTING_COLUMNS if c in data.columns]
     grouped = data.fillna({k: "-" for k in keys}).groupby(keys)
     rows = []
@@ -223,7 +308,8 @@ def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_spread_plot(runs: pd.DataFrame):
-    data = finished(runs).assign(network=lambda d: model_label(d))
+    data = finished(runs)
+    data = data[data["repeat"] == 1].assign(network=lambda d: model_label(d))
     keys = [c for c in SETTING_COLUMNS if c in data.columns]
     data = data.assign(setting=data[keys].apply(lambda row: " ".join(map(str, row)), axis=1))
     counts = data.groupby("setting")["seed"].nunique()
@@ -239,22 +325,55 @@ def seed_spread_plot(runs: pd.DataFrame):
     return figure
 
 
-def backend_comparison(runs: pd.DataFrame) -> pd.DataFrame:
-    """Settings that ran on more than one Keras backend: phase times and accuracy side by side."""
-    data = finished(runs)
-    keys = [c for c in SETTING_COLUMNS if c in data.columns and c != "backend"] + ["seed"]
-    data = data.assign(network=model_label(data)).fillna({k: "-" for k in keys})
-    counts = data.groupby(keys)["backend"].nunique()
-    shared = counts[counts > 1].index
-    if shared.empty:
+def backend_comparison(settings: pd.DataFrame) -> pd.DataFrame:
+    """Settings that ran on more than one Keras backend: per backend the train phase as median
+    [q1-q3] (n) and the accuracy, and each backend's ratio of medians to the first one."""
+    if settings.empty:
         return pd.DataFrame()
-    data = data.set_index(keys).loc[shared].reset_index()
-    table = data.pivot_table(
-        index=["network", "optimizer", "batch_size", "epochs", "seed"],
-        columns="backend",
-        values=["time_train", "time_startup", "test_accuracy"],
+    keys = [c for c in SETTINGS if c != "backend"]
+    data = settings.assign(network=model_label(settings)).fillna({k: "-" for k in keys})
+    rows = []
+    for _, group in data.groupby(keys, sort=False):
+        if group["backend"].nunique() < 2:
+            continue
+        group = group.sort_values("backend", key=lambda b: b.map(BACKEND_ORDER.get))
+        first = group.iloc[0]
+        row = {"setting": setting_label(group.iloc[:1]).iloc[0].rsplit(" ", 1)[0]}
+        for _, backend in group.iterrows():
+            row[f"train ({backend['backend']})"] = spread(backend, "time_train")
+            row[f"startup ({backend['backend']})"] = spread(backend, "time_startup")
+            row[f"accuracy ({backend['backend']})"] = f"{backend['test_accuracy_median']:.2%}"
+        for _, backend in group.iloc[1:].iterrows():
+            ratio = backend["time_train_median"] / first["time_train_median"]
+            row[f"ratio {backend['backend']} / {first['backend']}"] = ratio
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def train_time_spread(runs: pd.DataFrame):
+    """Every repeat's train phase as a dot, per setting with repeats, the median as a bar."""
+    data = finished(runs)
+    data = data.assign(setting=setting_label(data))
+    counts = data.groupby("setting")["repeat"].count()
+    data = data[data["setting"].isin(counts[counts > 1].index)]
+    if data.empty:
+        return None
+    order = data.groupby("setting")["time_train"].median().sort_values().index
+    figure, axes = plt.subplots(figsize=(9, max(2.5, 0.45 * len(order) + 1)))
+    sns.boxplot(data=data, y="setting", x="time_train", order=order, color="0.9", width=0.5, ax=axes)
+    sns.stripplot(
+        data=data,
+        y="setting",
+        x="time_train",
+        order=order,
+        hue="overlap_seconds",
+        palette="flare",
+        size=6,
+        ax=axes,
+        legend=False,
     )
-    table.columns = [f"{value} ({backend})" for value, backend in table.columns]
-    if {"time_train (jax)", "time_train (tensorflow)"} <= set(table.columns):
-        table["train time jax / tensorflow"] = table["time_train (jax)"] / table["time_train (tensorflow)"]
-    return table.reset_index()
+    axes.set(
+        xscale="log", xlabel="train phase (s), each repeat a dot (darker: overlapped another run)", ylabel=""
+    )
+    figure.tight_layout()
+    return figure
