@@ -83,6 +83,16 @@ def train_comparisons(threads):
         ours = measure("workflow", "tensorflow", model, batch, epochs, threads)
         ratio = ours.median("train") / plain.median("train")
         report(f"{label} (TensorFlow)", ours.text("train"), plain.text("train"), f"{ratio:.2f}x")
+        if model == "mlp":
+            torch_plain = measure("plain", "torch", model, batch, epochs, threads)
+            torch = measure("workflow", "torch", model, batch, epochs, threads)
+            ratio = torch.median("train") / torch_plain.median("train")
+            report(
+                f"{label} (PyTorch)",
+                torch.text("train"),
+                torch_plain.text("train") + " torch plain",
+                f"{ratio:.2f}x",
+            )
         if model == "mlp" and batch == 4:
             jax = measure("workflow", "jax", model, batch, epochs, threads)
             ratio = jax.median("train") / plain.median("train")

@@ -1,7 +1,8 @@
 """One training measurement in a fresh process (so that imports and thread pools start clean).
 
 python bench/measure.py MODE BACKEND MODEL BATCH EPOCHS DATA THREADS [unpinned]
-MODE: workflow (the workflow's train phase, fast path) or plain (Keras fit() with its defaults).
+MODE: workflow (the workflow's train phase, fast path), workflow-jit (the same with
+jit_compile forced on: XLA, or torch.compile on PyTorch) or plain (Keras fit() with its defaults).
 Both get the same CPU budget: pinned to THREADS CPUs as a training job is (train.pin_cpus),
 unless "unpinned" is given. Prints one JSON line of phase seconds.
 """
@@ -19,7 +20,7 @@ from mnistbench.train import configure_runtime, start_training_process, train_ru
 mode, backend, model, batch_size, epochs, data_path, threads = sys.argv[1:8]
 batch_size, epochs, threads = int(batch_size), int(epochs), int(threads)
 pinned = sys.argv[8:] != ["unpinned"]
-if mode == "workflow":
+if mode.startswith("workflow"):
     start_training_process(backend, threads, pinned)  # as the workflow's train jobs
 else:
     if pinned:
@@ -27,9 +28,10 @@ else:
     configure_runtime(backend, threads)
 run = Run(model=model, batch_size=batch_size, epochs=epochs, backend=backend)  # the lesson's others
 
-if mode == "workflow":
+if mode.startswith("workflow"):
     watch = Stopwatch()
-    outcome = train_run(run, data_path, threads, {"steps_per_execution": 0, "jit_compile": "auto"}, watch)
+    options = {"steps_per_execution": 0, "jit_compile": True if mode == "workflow-jit" else "auto"}
+    outcome = train_run(run, data_path, threads, options, watch)
     print(json.dumps({**watch.seconds, "accuracy": outcome.test.accuracy}))
 else:
     import keras
@@ -40,6 +42,10 @@ else:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)  # inter-op: TF's default
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)  # inter-op: PyTorch's default
     keras.utils.set_random_seed(0)
     arrays, shift, scale = load_prepared(data_path)
     x, y = arrays["x_train"], arrays["y_train"]

@@ -10,13 +10,15 @@ import jsonschema
 
 from mnistbench.dataset import FULL_SIZES
 
-BACKEND_TAGS = {"tensorflow": "tf", "jax": "jax"}
+BACKEND_TAGS = {"tensorflow": "tf", "jax": "jax", "torch": "torch"}
 # Settings that only the mlp reads: for other models they are None, so they make no new run.
 MLP_ONLY = ("hidden_units", "activation")
 
 # Rough relative costs of a training step and of an image per model, for the order of runs
-# only (see Run.expected_train_seconds); JAX's per-step overhead is about half TensorFlow's.
+# only (see Run.expected_train_seconds), and each backend's per-step overhead relative to
+# TensorFlow's.
 SECONDS_PER_STEP = 3.5e-4
+STEP_COST = {"tensorflow": 1.0, "jax": 0.5, "torch": 10.0}
 SECONDS_PER_IMAGE = {"softmax": 5e-6, "mlp": 10e-6, "cnn": 160e-6}
 
 
@@ -75,7 +77,7 @@ class Run:
         """
         images = FULL_SIZES[0]
         steps = -(-images // self.batch_size)
-        per_step = SECONDS_PER_STEP * (0.5 if self.backend == "jax" else 1.0)
+        per_step = SECONDS_PER_STEP * STEP_COST[self.backend]
         return self.epochs * (steps * per_step + images * SECONDS_PER_IMAGE[self.model])
 
 

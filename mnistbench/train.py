@@ -82,6 +82,8 @@ def configure_runtime(backend: str, threads: int) -> None:
         os.environ[variable] = str(threads)
     # TensorFlow's own pools are sized in start_keras through tf.config.threading: its
     # TF_NUM_*_THREADS variables also starve the input pipeline.
+    if backend == "torch":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS on a GPU
     if backend == "jax":
         flags = ["--xla_gpu_deterministic_ops=true"]
         if threads == 1:
@@ -98,16 +100,26 @@ def start_training_process(backend: str, threads: int, pin_cpus: bool = True) ->
     skip_unused_imports(backend)
 
 
+FRAMEWORKS = ("tensorflow", "jax", "torch")
+
+
 def skip_unused_imports(backend: str) -> None:
-    """Keep out packages that Keras and TensorFlow import when installed but a training job
-    never uses: matplotlib.pyplot (for Keras's image gallery) and, on TensorFlow, JAX (for
-    tf.lite); each costs a share of a second at every start. Both imports are guarded by
-    `except ImportError`, and a module set to None in sys.modules raises exactly that. Not for
-    notebooks: they plot.
+    """Keep out packages that Keras and the frameworks import when installed but a training job
+    never uses: matplotlib.pyplot (for Keras's image gallery), and JAX and PyTorch unless the
+    run's backend is one of them (TensorFlow imports JAX for tf.lite); each costs a share of a
+    second at every start. Those imports are guarded by `except ImportError`, which a module
+    set to None in sys.modules raises. TensorFlow cannot be kept out so: Keras takes its mere
+    name in sys.modules as a sign that it is loaded; seed_everything avoids importing it.
+    Not for notebooks: they plot.
     """
     sys.modules.setdefault("matplotlib.pyplot", None)
-    if backend == "tensorflow":
-        sys.modules.setdefault("jax", None)
+    for framework in ("jax", "torch"):
+        if framework != backend:
+            sys.modules.setdefault(framework, None)
+
+
+def frameworks_loaded() -> list[str]:
+    return [framework for framework in FRAMEWORKS if sys.modules.get(framework) is not None]
 
 
 def choose_fast_path(run: Run, n_train: int, steps_per_execution: int, jit_compile) -> dict:
@@ -115,11 +127,13 @@ def choose_fast_path(run: Run, n_train: int, steps_per_execution: int, jit_compi
     steps_per_epoch = math.ceil(n_train / run.batch_size)
     if steps_per_execution == 0:
         steps_per_execution = min(MAX_STEPS_PER_EXECUTION, steps_per_epoch)
+    if run.backend == "torch":
+        steps_per_execution = 1  # Keras on PyTorch runs one step per call (it refuses more)
     if run.backend == "jax":
         jit_compile = True  # without jit, JAX runs every op eagerly, many times slower
     elif jit_compile == "auto":
-        # On TensorFlow's CPU path XLA has never paid off where measured (README), slowest of
-        # all on the cnn; `train.jit_compile: true` forces it.
+        # XLA on TensorFlow's CPU path and torch.compile on PyTorch's have not paid off where
+        # measured (README): their compile time outweighs what they save; `true` forces them.
         jit_compile = False
     return {"steps_per_execution": int(steps_per_execution), "jit_compile": bool(jit_compile)}
 
@@ -167,6 +181,11 @@ def _device(keras) -> str:
         import jax
 
         return str(jax.devices()[0])
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return "GPU " + torch.cuda.get_device_name(0)
     return "CPU"
 
 
@@ -181,13 +200,22 @@ def _threads_used(keras, threads: int) -> int:
         import tensorflow as tf
 
         return tf.config.threading.get_intra_op_parallelism_threads()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.get_num_threads()
     return threads  # XLA's CPU pool is fixed by XLA_FLAGS in configure_runtime
 
 
 def start_keras(backend: str, threads: int):
-    """Import Keras on `backend` (set by configure_runtime) and size TensorFlow's thread pools."""
+    """Import Keras on `backend` (set by configure_runtime) and size the framework's thread pools."""
     if importlib.util.find_spec(backend) is None:
         raise RuntimeError(f"backend {backend} is not installed: {INSTALL_HINT}")
+    if backend == "torch":
+        import torch  # its pools must be sized before Keras runs a single op
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(_inter_op_threads(threads))
     import keras
 
     if keras.backend.backend() == "tensorflow":
@@ -199,9 +227,7 @@ def start_keras(backend: str, threads: int):
 
 
 def seed_everything(keras, seed: int) -> bool:
-    """Seed every generator; returns whether the backend's ops are deterministic as well."""
-    random.seed(seed)
-    np.random.seed(seed)
+    """Seed every generator and ask the backend for deterministic ops; returns whether it has them."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -210,14 +236,21 @@ def seed_everything(keras, seed: int) -> bool:
         # deterministic kernel (some GPU ops), so a run never silently varies.
         tf.config.experimental.enable_op_determinism()
         return True
-    # keras.utils.set_random_seed imports TensorFlow (seconds) even on JAX, to seed tf.data;
-    # JAX runs need only Keras's own global seed, set here as that function sets it.
+    # keras.utils.set_random_seed imports TensorFlow (seconds) on every backend, to seed
+    # tf.data; JAX and PyTorch runs need only what it sets besides, set here the same way.
     from keras.src.backend.common import global_state
     from keras.src.random import seed_generator
     from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
 
     global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
     global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)  # raises, like TensorFlow, on an op without one
     # XLA on the CPU is deterministic; on a GPU, configure_runtime asked XLA for deterministic ops.
     return True
 
@@ -289,6 +322,7 @@ def train_run(run: Run, data_path, threads: int, options: dict, watch: Stopwatch
         "deterministic": deterministic,
         "threads_used": _threads_used(keras, threads),
         "backend": keras.backend.backend(),
+        "frameworks_loaded": frameworks_loaded(),
         **fast,
     }
     return Outcome("ok" if finite else "diverged", model, history, tested, facts)

@@ -65,14 +65,17 @@ def test_a_job_given_every_cpu_is_left_as_it_is(tmp_path):
     assert not list(tmp_path.iterdir())  # no lock taken
 
 
-def test_training_process_keeps_out_imports_it_never_uses():
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_training_process_keeps_out_imports_it_never_uses(backend):
     code = (
-        "import sys; from mnistbench.train import configure_runtime, skip_unused_imports; "
-        "configure_runtime('tensorflow', 1); skip_unused_imports('tensorflow'); import keras; "
-        "keras.layers.Dense(2); print([m for m in ('jax', 'matplotlib.pyplot') if sys.modules.get(m)])"
+        "import sys; from mnistbench.train import configure_runtime, frameworks_loaded, skip_unused_imports; "
+        f"configure_runtime({backend!r}, 1); skip_unused_imports({backend!r}); import keras; "
+        "from mnistbench.train import seed_everything; seed_everything(keras, 0); "
+        "keras.layers.Dense(2)(keras.ops.ones((1, 3))); "
+        "print(frameworks_loaded(), bool(sys.modules.get('matplotlib.pyplot')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip() == f"[{backend!r}] False"
 
 
 def test_lock_folder_is_shared_like_tmp():

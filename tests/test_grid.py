@@ -107,9 +107,10 @@ def test_the_most_repeats_asked_for_a_run_win():
 
 
 def test_expected_train_time_orders_the_shipped_runs_as_measured():
-    # The order measured here (README): cnn 3 epochs > blog 20 epochs > lesson > the same on
-    # JAX > mlp batch 128.
+    # The order measured here (README): the lesson on PyTorch > cnn 3 epochs > blog 20 epochs >
+    # lesson > the same on JAX > mlp batch 128.
     runs = [
+        Run(batch_size=4, backend="torch"),
         Run(model="cnn", batch_size=128, epochs=3),
         Run(model="softmax", optimizer="sgd", batch_size=32, epochs=20),
         Run(batch_size=4),

@@ -17,7 +17,10 @@ from mnistbench.files import save_npz
 
 SMALL = {
     "defaults": {"batch_size": 32, "hidden_units": 8, "epochs": 2},
-    "experiments": {"pair": {"model": ["mlp", "cnn"]}, "jax": [{"model": "mlp", "backend": "jax"}]},
+    "experiments": {
+        "pair": {"model": ["mlp", "cnn"]},
+        "backends": {"model": ["mlp"], "backend": ["jax", "torch"]},
+    },
 }
 
 
@@ -44,12 +47,15 @@ def test_two_fresh_runs_give_identical_numbers(tmp_path, formats):
         snakemake(work, with_data(SMALL, formats["npz"]), "--cores", "2")
         results.append(run_outputs(work))
     (metrics_a, predictions_a), (metrics_b, predictions_b) = results
-    assert metrics_a.keys() == metrics_b.keys() and len(metrics_a) == 3
+    assert metrics_a.keys() == metrics_b.keys() and len(metrics_a) == 4
     for run in metrics_a:
         for key in ("test_accuracy", "test_loss", "status"):
             assert metrics_a[run][key] == metrics_b[run][key], (run, key)
         assert metrics_a[run]["deterministic"] is True
         np.testing.assert_array_equal(predictions_a[run], predictions_b[run])
+        # Each training process loads its own framework only, with the threads it was given.
+        backend = metrics_a[run]["params"]["backend"]
+        assert metrics_a[run]["frameworks_loaded"] == [backend] and metrics_a[run]["threads_used"] == 1
     # Longest first (rule train's priority): the JAX mlp, the shortest, starts last.
     last = max(metrics_a.values(), key=lambda m: m["started_unix"])
     assert last["params"]["backend"] == "jax", [m["run"] for m in metrics_a.values()]
