@@ -115,11 +115,15 @@ def key_results(settings: pd.DataFrame) -> list[str]:
     )
     backends = backend_comparison(settings)
     for _, row in backends.iterrows():
-        ratios = [
-            f"{column}: {row[column]:.2f}" for column in backends.columns if column.startswith("ratio ")
+        times = [
+            f"{column[7:-1]} {row[column]}" for column in backends.columns if column.startswith("train (")
         ]
-        if ratios:
-            lines.append(f"**Backends**, {row['setting']}: train-time {', '.join(ratios)}.")
+        ratios = [
+            f"{column[6:]} {row[column]:.2f}" for column in backends.columns if column.startswith("ratio ")
+        ]
+        lines.append(
+            f"**Backends**, {row['setting']}: train phase {'; '.join(times)}; ratio of medians {', '.join(ratios)}."
+        )
     flagged = labelled[labelled["noisy"] | labelled["overlapped"]]
     for _, row in flagged.iterrows():
         why = " and ".join(
