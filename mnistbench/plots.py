@@ -122,7 +122,8 @@ def key_results(settings: pd.DataFrame) -> list[str]:
             f"{column[6:]} {row[column]:.2f}" for column in backends.columns if column.startswith("ratio ")
         ]
         lines.append(
-            f"**Backends**, {row['setting']}: train phase {'; '.join(times)}; ratio of medians {', '.join(ratios)}."
+            f"**Backends**, {row['setting']}: train phase {'; '.join(times)}; "
+            f"ratio of medians {', '.join(ratios)}."
         )
     flagged = labelled[labelled["noisy"] | labelled["overlapped"]]
     for _, row in flagged.iterrows():
