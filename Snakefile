@@ -3,7 +3,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A config file given on the command line replaces config.yaml instead of being merged into
+# it: cluster jobs are started without --replace-workflow-config, and every job must see the
+# same grid as the main call.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
 
 
 report: "report/workflow.rst"

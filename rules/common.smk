@@ -14,7 +14,7 @@ except WorkflowError as error:
     raise WorkflowError(grid.describe_validation_error(error.__context__)) from None
 
 try:
-    grid.check_paths(config)
+    grid.check_config(config)
 except grid.ConfigError as error:
     raise WorkflowError(str(error)) from None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -76,6 +77,31 @@ def serve(tmp_path):
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+WORKFLOW_FILES = (
+    "Snakefile",
+    "rules",
+    "scripts",
+    "schemas",
+    "notebooks",
+    "profiles",
+    "envs",
+    "report",
+    "mnistbench",
+)
+
+
+def copy_workflow(target: Path, with_config: bool = False) -> Path:
+    """A private copy of the workflow's files (a checkout), so that tests can edit them."""
+    for name in (*WORKFLOW_FILES, *(["config.yaml"] if with_config else [])):
+        source, destination = REPO / name, target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, destination)
+    return target
 
 
 def write_config(path: Path, config: dict) -> Path:

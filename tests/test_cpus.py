@@ -84,3 +84,45 @@ def test_lock_folder_is_shared_like_tmp():
 
     folder = lock_folder()
     assert folder.parent == Path(tempfile.gettempdir()) and folder.stat().st_mode & 0o7777 == 0o1777
+
+
+@needs_two_cpus
+def test_a_fifo_or_a_planted_link_as_lock_file_never_hangs_nor_is_followed(tmp_path):
+    first, second = ALLOWED[:2]
+    os.mkfifo(tmp_path / f"cpu{first}.lock")  # opening it blocking would hang every job
+    target = tmp_path / "elsewhere"
+    (tmp_path / f"cpu{second}.lock").symlink_to(target)  # another user's trap
+    result = subprocess.run(
+        [sys.executable, "-c", CLAIM, "1", str(tmp_path), "0"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    claimed = json.loads(result.stdout)
+    assert first not in claimed[:1] or len(claimed) == len(ALLOWED)  # the FIFO's CPU is never taken
+    assert second not in claimed or len(claimed) == len(ALLOWED)  # nor the link's
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1755])
+def test_an_untrusted_shared_folder_is_not_used(tmp_path, mode):
+    from mnistbench import cpus
+
+    folder = tmp_path / "mnistbench-cpus"
+    folder.mkdir()
+    folder.chmod(mode)  # writable by all without the sticky bit, or not writable by others
+    assert not cpus._trusted_folder(folder, shared=True)
+    link = tmp_path / "link"
+    link.symlink_to(folder)
+    assert not cpus._trusted_folder(link, shared=True) and not cpus._trusted_folder(link, shared=False)
+
+
+def test_a_planted_shared_folder_sends_jobs_to_a_private_one(tmp_path):
+    from mnistbench import cpus
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    (tmp_path / "mnistbench-cpus").symlink_to(tmp_path)  # planted by someone else
+    code = "from mnistbench.cpus import lock_folder; print(lock_folder())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    private = Path(result.stdout.strip())
+    assert private == tmp_path / f"mnistbench-cpus-{os.getuid()}"
+    assert cpus._trusted_folder(private, shared=False)
+    assert "is not a sticky folder" in result.stderr

@@ -105,3 +105,32 @@ def test_malformed_arrays_are_rejected(arrays, change, message):
 def test_expected_sizes_are_enforced(arrays):
     with pytest.raises(DataError, match="expected 60000"):
         check_arrays(arrays, "fixture", sizes=(60000, 10000))
+
+
+def test_every_single_byte_corruption_of_a_gzipped_idx_file_is_a_data_error(tmp_path, arrays):
+    path = tmp_path / "labels.gz"
+    readers.write_idx(path, arrays["y_train"])
+    original = path.read_bytes()
+    for position in range(len(original)):
+        damaged = bytearray(original)
+        damaged[position] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        try:
+            readers.read_idx(path)
+        except DataError:
+            continue  # named and refused; a change that still decodes is caught by the hashes
+
+
+def test_idx_header_whose_sizes_overflow_is_refused(tmp_path):
+    header = bytes([0, 0, 0x08, 3]) + (2**31).to_bytes(4, "big") * 2 + (4).to_bytes(4, "big")
+    path = tmp_path / "overflow"
+    path.write_bytes(header + b"\0" * 16)  # np.prod of these sizes wraps to 0 in int64
+    with pytest.raises(DataError, match="header promises"):
+        readers.read_idx(path)
+
+
+def test_standardize_refuses_images_without_variance(arrays):
+    from mnistbench.prepare import statistics
+
+    with pytest.raises(DataError, match="standardize needs images that vary"):
+        statistics(arrays["x_train"] * 0, "standardize")

@@ -8,34 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, damage_prepared_data, snakemake
+from conftest import REPO, copy_workflow, damage_prepared_data, snakemake
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
-WORKFLOW_FILES = (
-    "Snakefile",
-    "rules",
-    "scripts",
-    "schemas",
-    "notebooks",
-    "profiles",
-    "envs",
-    "report",
-    "mnistbench",
-)
 FAILING = "fashion_mnist_mlp8-linear_adam-lrdefault_b32_e1_scale_s0_tf"
-
-
-def copy_workflow(target: Path) -> Path:
-    """A private copy of the workflow's files, so that tests can edit them."""
-    for name in WORKFLOW_FILES:
-        source, destination = REPO / name, target / name
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, destination)
-    return target
 
 
 @pytest.fixture(scope="module")

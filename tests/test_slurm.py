@@ -7,7 +7,7 @@ import subprocess
 
 import pandas as pd
 import pytest
-from conftest import REPO, damage_prepared_data, snakemake
+from conftest import REPO, copy_workflow, damage_prepared_data, snakemake
 
 LOCAL_SLURM = REPO / "cluster/local-slurm.sh"
 # The local test cluster has no accounting database: job status comes from squeue.
@@ -45,6 +45,9 @@ def cluster():
 @pytest.mark.slow
 @pytest.mark.slurm
 def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
+    # Run from a checkout that has its config.yaml, with the user's own config file: every
+    # cluster job must see that file's grid, not config.yaml merged back in.
+    checkout = copy_workflow(tmp_path / "checkout", with_config=True)
     config = {
         "defaults": {"batch_size": 32, "hidden_units": 8, "epochs": 1},
         "experiments": {
@@ -56,27 +59,29 @@ def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
             "fashion_mnist": {"local_path": str(formats["npz"])},
         },
     }
-    damage_prepared_data(tmp_path, config, "fashion_mnist")
+    snakefile = checkout / "Snakefile"
+    damage_prepared_data(checkout, config, "fashion_mnist", snakefile=snakefile)
     result = snakemake(
-        tmp_path,
+        checkout,
         config,
         "--profile",
         str(REPO / "profiles/slurm"),
         *NO_ACCOUNTING,
         check=False,
+        snakefile=snakefile,
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert f"1 of 5 runs failed ({FAILING})" in output
 
-    runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
+    runs = pd.read_csv(checkout / "results/summary/runs.csv")
     assert runs.set_index("run")["status"].to_dict() == {
         **{run: "ok" for run in runs["run"] if run != FAILING},
         FAILING: "failed",
     }
     job_ids = set()
     for run in runs["run"]:
-        metrics_path = tmp_path / "results/runs" / run / "metrics.json"
+        metrics_path = checkout / "results/runs" / run / "metrics.json"
         if run == FAILING:  # removed so that the next call retries it
             assert not metrics_path.exists()
             continue
@@ -85,4 +90,4 @@ def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
         job_ids.add(job_id)
     assert len(job_ids) == 4  # one SLURM job per training run
     assert runs["slurm_job_id"].notna().all()
-    assert (tmp_path / "results/report.html").stat().st_size > 10000
+    assert (checkout / "results/report.html").stat().st_size > 10000

@@ -1,7 +1,9 @@
 """Sources are tried in order, each verified before use; bad ones are skipped, never kept."""
 
 import hashlib
+import http.server
 import socket
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -167,3 +169,49 @@ def test_debian_fashion_mnist_matches_its_pinned_digest(tmp_path):
     fetched, provenance = fetch("fashion_mnist", [debian], tmp_path)
     assert provenance["content_sha256"] == sources.BUILTIN_DIGESTS["fashion_mnist"]
     assert len(fetched["x_train"]) == 60000
+
+
+class _EndlessHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every request with a body that never ends, as fast or as slowly as asked."""
+
+    pause = 0.0
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        deadline = time.monotonic() + 20  # bounded, whatever the client does
+        try:
+            while time.monotonic() < deadline:
+                self.wfile.write(b"\0" * (1 << 16) if not self.pause else b"\0")
+                self.wfile.flush()
+                time.sleep(self.pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(
+    "pause, limit, message", [(0.0, "MAX_BYTES", "larger than"), (0.05, "DEADLINE_S", "within")]
+)
+def test_endless_or_trickling_server_is_given_up_without_filling_the_disk(
+    tmp_path, monkeypatch, pause, limit, message
+):
+    monkeypatch.setattr(sources, limit, 1 << 20 if limit == "MAX_BYTES" else 2)
+    handler = type("Handler", (_EndlessHandler,), {"pause": pause})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    mirror = {
+        "name": "endless",
+        "kind": "npz",
+        "url": f"http://127.0.0.1:{server.server_address[1]}/mnist.npz",
+        "hash": "md5:" + "0" * 32,
+    }
+    started = time.monotonic()
+    with pytest.raises(NoSourceError, match=message):
+        fetch("mnist", [mirror], tmp_path)
+    assert time.monotonic() - started < 15
+    assert sum(path.stat().st_size for path in tmp_path.rglob("*") if path.is_file()) < 2 << 20
+    server.shutdown()
+    server.server_close()
