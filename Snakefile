@@ -20,6 +20,18 @@ include: "rules/train.smk"
 include: "rules/report.smk"
 
 
+onstart:
+    locks.record_holder(os.getcwd())
+
+
+onsuccess:
+    locks.forget_holder(os.getcwd())
+
+
+onerror:
+    locks.forget_holder(os.getcwd())
+
+
 rule all:
     default_target: True
     input:

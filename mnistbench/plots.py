@@ -200,20 +200,21 @@ def train_time_vs_batch_size(runs: pd.DataFrame):
 def phase_breakdown(settings: pd.DataFrame):
     """Median seconds of each phase per setting, stacked; the train phase's bar shows its
     interquartile range over the repeats."""
-    data = settings.assign(setting=setting_label(settings)).set_index("setting")
-    medians = data[[f"{column}_median" for column in PHASE_COLUMNS]].set_axis(
-        list(PHASE_COLUMNS.values()), axis=1
+    columns = [f"{column}_median" for column in PHASE_COLUMNS]
+    data = settings.assign(total=settings[columns].fillna(0).sum(axis=1)).sort_values("total")
+    medians = data[columns].fillna(0).set_axis(list(PHASE_COLUMNS.values()), axis=1)
+    labels = setting_label(data) + np.where(
+        data["seed"].astype(str) != "0", " s" + data["seed"].astype(str), ""
     )
-    medians = medians.fillna(0).sort_values("train")
+    medians.index = labels
     height = max(2.5, 0.35 * len(medians) + 1)
     figure, axes = plt.subplots(figsize=(10, height))
     medians.plot.barh(stacked=True, ax=axes, color=sns.color_palette("colorblind", 4), width=0.8)
-    ordered = data.loc[medians.index]
-    before_train = medians[["data-load", "compile"]].sum(axis=1)
+    train = medians["train"].to_numpy()
     axes.errorbar(
-        before_train + medians["train"],
-        range(len(medians)),
-        xerr=[medians["train"] - ordered["time_train_q1"], ordered["time_train_q3"] - medians["train"]],
+        (medians["data-load"] + medians["compile"]).to_numpy() + train,
+        np.arange(len(medians)),
+        xerr=[train - data["time_train_q1"].to_numpy(), data["time_train_q3"].to_numpy() - train],
         fmt="none",
         ecolor="black",
         capsize=3,

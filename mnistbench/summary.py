@@ -189,15 +189,15 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def failed_runs(runs_csv) -> list[str]:
-    """The runs of runs.csv whose status is "failed"."""
+    """The runs of runs.csv that failed (raised) or crashed (their process died)."""
     runs = pd.read_csv(runs_csv)
-    return list(runs.loc[runs["status"] == "failed", "run"])
+    return list(runs.loc[runs["status"].isin(["failed", "crashed"]), "run"])
 
 
 def forget_runs(runs: list[str], runs_dir, runs_csv) -> None:
     """Make the next call of the workflow train `runs` again.
 
-    A failed run still writes its outputs, so that the report can show it. Removing its
+    A failed or crashed run still has its outputs, so that the report can show it. Removing its
     metrics.json (the file that marks completion) and dating runs.csv back makes Snakemake
     train it again: Snakemake does not look for a missing intermediate file behind an
     up-to-date output, so the summary must look stale too.

@@ -7,6 +7,7 @@ and the thread pools: all must be fixed before the framework starts.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from mnistbench import append_to_log, machine
+from mnistbench import append_to_log, machine, setup_logging
 from mnistbench.cpus import claim_cpus, usable_cpus
 from mnistbench.dataset import N_CLASSES
 from mnistbench.files import atomic_write, save_npz, write_csv, write_json
@@ -358,7 +359,6 @@ def run_and_record(
     phases in cloudmesh's StopWatch format, as the lesson prints them.
     """
     watch = Stopwatch()
-    started = datetime.now(UTC)
     started_unix = time.time()
     load_at_start = machine.load_sample()
     try:
@@ -366,7 +366,25 @@ def run_and_record(
     except Exception as error:
         log.error("run %s failed: %s\n%s", name, error, traceback.format_exc())
         outcome = Outcome("failed", error=f"{type(error).__name__}: {error}")
+    outcome.facts["peak_rss_mb"] = _peak_rss_mb()
+    log.info("run %s: %s, test accuracy %s", name, outcome.status, outcome.test and outcome.test.accuracy)
+    status = "ok" if outcome.status == "ok" else "failed"
+    append_to_log(benchmark_block(watch, name, machine.stopwatch_attributes(), status))
+    return write_outputs(run, name, repeat, outputs, outcome, watch, threads, started_unix, load_at_start)
 
+
+def write_outputs(
+    run: Run,
+    name: str,
+    repeat: int,
+    outputs: dict,
+    outcome: Outcome,
+    watch: Stopwatch,
+    threads: int,
+    started_unix: float,
+    load_at_start: dict,
+) -> dict:
+    """Write every output of a run, whatever its outcome; metrics.json last."""
     atomic_write(outputs["model"], lambda temporary: _save_model(outcome.model, temporary))
     write_csv(outputs["history"], pd.DataFrame(outcome.history, columns=HISTORY_COLUMNS))
     write_csv(outputs["timings"], watch.frame())
@@ -383,20 +401,27 @@ def run_and_record(
         "timings": watch.seconds,
         "phase_started_unix": watch.started,
         "threads": threads,
-        "cpus": usable_cpus(),
-        "peak_rss_mb": _peak_rss_mb(),
+        "cpus": outcome.facts.get("cpus", usable_cpus()),
         "load_at_start": load_at_start,
         "load_at_end": machine.load_sample(),
         "code_version": machine.code_version(),
-        "started_at": started.isoformat(timespec="seconds"),
+        "started_at": datetime.fromtimestamp(started_unix, UTC).isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "started_unix": started_unix,
         "finished_unix": time.time(),
         "host": machine.host(),
         "versions": machine.versions(),
     }
-    log.info("run %s: %s, test accuracy %s", name, metrics["status"], metrics.get("test_accuracy"))
-    status = "ok" if outcome.status == "ok" else "failed"
-    append_to_log(benchmark_block(watch, name, machine.stopwatch_attributes(), status))
     write_json(outputs["metrics"], metrics)
     return metrics
+
+
+def main(spec_json: str) -> None:
+    """The training process that mnistbench.supervise starts: one run, as a job of its own."""
+    spec = json.loads(spec_json)
+    run = Run(**spec["run"])
+    start_training_process(run.backend, spec["threads"], spec["options"]["pin_cpus"])
+    setup_logging(spec["log"], framework_log=spec["framework_log"])
+    run_and_record(
+        run, spec["name"], spec["data"], spec["outputs"], spec["threads"], spec["options"], spec["repeat"]
+    )

@@ -21,8 +21,8 @@ except grid.ConfigError as error:
 # {job name: Measurement (a run's settings and its repeat)}, {job name: its experiments}
 RUNS, EXPERIMENTS = grid.expand(config)
 
-# A snakemake killed hard leaves its lock behind; clear it when no snakemake runs here, so
-# that simply running again resumes. Jobs inside a cluster never touch the main call's lock.
+# A snakemake killed hard leaves its lock behind; clear it when its holder is provably gone, so
+# that simply running again resumes (mnistbench/locks.py). Cluster jobs never touch the lock.
 if not workflow.remote_exec:
     locks.clear_stale_locks(os.getcwd())
 
@@ -148,6 +148,13 @@ def train_runtime(wildcards):
     run = RUNS[wildcards.run].run
     per_epoch = 3 if run.model == "cnn" else 1
     return 10 + run.epochs * per_epoch
+
+
+def train_time_limit(wildcards):
+    """Seconds after which the job's supervisor stops its training process and records it as
+    crashed: a minute before the scheduler would end the whole job and lose its outputs.
+    """
+    return max(60, train_runtime(wildcards) * 60 - 60)
 
 
 def train_priority(wildcards):

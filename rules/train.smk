@@ -1,7 +1,9 @@
 rule train:
     input:
         data=prepared_data,
-        code=repo_files("mnistbench/train.py", "mnistbench/models.py"),
+        code=repo_files(
+            "mnistbench/train.py", "mnistbench/models.py", "mnistbench/supervise.py"
+        ),
     output:
         model="results/runs/{run}/model.keras",
         history="results/runs/{run}/history.csv",
@@ -26,6 +28,7 @@ rule train:
         run=run_settings,
         repeat=run_repeat,
         options=train_options,
+        runtime_s=train_time_limit,
     script:
         "../scripts/train.py"
 

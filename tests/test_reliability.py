@@ -4,12 +4,14 @@ and concurrent jobs."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from conftest import REPO, SNAKEMAKE, make_arrays, snakemake, write_config
 
@@ -216,3 +218,120 @@ def test_concurrent_jobs_overlap_without_oversubscribing(tmp_path, formats):
     if len(os.sched_getaffinity(0)) >= 2:  # each pinned to a CPU of its own
         assert len(first["cpus"]) == len(second["cpus"]) == 1 and first["cpus"] != second["cpus"]
     assert not list(tmp_path.glob("**/.*.tmp*")) and not list(tmp_path.glob("**/*.keras.keras"))
+
+
+def _descendants(pid):
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.slow
+def test_a_training_process_killed_as_the_oom_killer_does_is_recorded_as_crashed(tmp_path, formats):
+    config = with_data(
+        {
+            "defaults": {"batch_size": 8, "hidden_units": 8, "epochs": 30},
+            "experiments": {"two": {"model": ["softmax", "mlp"]}},
+        },
+        formats["npz"],
+    )
+    command = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "1",
+        "--configfile",
+        str(write_config(tmp_path / "test-config.yaml", config)),
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    victim, deadline = None, time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        training = [
+            p for p in _descendants(process.pid) if "mnistbench.train import main" in " ".join(p.cmdline())
+        ]
+        for trainer in training:
+            name = json.loads(trainer.cmdline()[-1])["name"]
+            log = tmp_path / "results/runs" / name / "train.log"
+            if log.exists() and "epoch 2:" in log.read_text():
+                # What the OOM killer picks: the process with the largest memory.
+                victim = max(_descendants(process.pid), key=lambda p: p.memory_info().rss)
+                killed = name
+                break
+    assert victim is not None, "no training process was caught running"
+    assert "mnistbench.train import main" in " ".join(victim.cmdline())  # the trainer, not its supervisor
+    victim.send_signal(signal.SIGKILL)
+    output, _ = process.communicate(timeout=600)
+
+    assert process.returncode != 0 and f"1 of 2 runs failed ({killed})" in output, output[-3000:]
+    runs = pd.read_csv(tmp_path / "results/summary/runs.csv").set_index("run")
+    assert runs.loc[killed, "status"] == "crashed" and "SIGKILL" in runs.loc[killed, "error"]
+    assert (runs["status"] == "ok").sum() == 1
+    report = (tmp_path / "results/report.html").read_text()
+    assert "crashed" in report and "SIGKILL" in report
+    assert "recorded as crashed" in (tmp_path / "results/runs" / killed / "train.log").read_text()
+    # The next call retries it.
+    assert not (tmp_path / "results/runs" / killed / "metrics.json").exists()
+
+
+def _can_unshare():
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    return (
+        subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True).returncode
+        == 0
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _can_unshare(), reason="needs root and unshare to make a PID namespace")
+def test_a_live_lock_held_from_another_pid_namespace_is_kept(tmp_path, formats):
+    """A snakemake that a second call cannot see (another PID namespace, as in a container or
+    on another host) keeps its lock: the second call is refused and says how to unlock."""
+    config = with_data(
+        {"defaults": {"batch_size": 8, "hidden_units": 8, "epochs": 40}, "experiments": {"one": [{}]}},
+        formats["npz"],
+    )
+    configfile = str(write_config(tmp_path / "test-config.yaml", config))
+    common = [
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        configfile,
+    ]
+    holder = subprocess.Popen(
+        [*SNAKEMAKE, *common, "--cores", "1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        logs = tmp_path / "results/runs"
+        while time.monotonic() < deadline and not any(
+            "epoch 1:" in p.read_text() for p in logs.glob("*/train.log")
+        ):
+            time.sleep(0.2)
+        assert list((tmp_path / ".snakemake/locks").glob("*.lock")), "the first call holds no lock"
+        second = subprocess.run(
+            ["unshare", "--pid", "--fork", "--mount-proc", *SNAKEMAKE, *common, "--cores", "1"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        output = second.stdout + second.stderr
+        assert second.returncode != 0, output[-2000:]
+        assert "run `snakemake --unlock` once" in output and "cannot be checked from here" in output
+        assert list((tmp_path / ".snakemake/locks").glob("*.lock"))  # still there
+        assert holder.poll() is None  # and its holder still runs
+    finally:
+        holder.kill()
+        holder.wait()
