@@ -337,14 +337,15 @@ def backend_comparison(settings: pd.DataFrame) -> pd.DataFrame:
     if settings.empty:
         return pd.DataFrame()
     keys = [c for c in SETTINGS if c != "backend"]
-    data = settings.assign(network=model_label(settings)).fillna({k: "-" for k in keys})
+    # Labels first: the "-" that stands for "does not apply" below is no number to format.
+    data = settings.assign(label=setting_label(settings)).fillna({k: "-" for k in keys})
     rows = []
     for _, group in data.groupby(keys, sort=False):
         if group["backend"].nunique() < 2:
             continue
         group = group.sort_values("backend", key=lambda b: b.map(BACKEND_ORDER.get))
         first = group.iloc[0]
-        row = {"setting": setting_label(group.iloc[:1]).iloc[0].rsplit(" ", 1)[0]}
+        row = {"setting": group["label"].iloc[0].rsplit(" ", 1)[0]}
         for _, backend in group.iterrows():
             row[f"train ({backend['backend']})"] = spread(backend, "time_train")
             row[f"startup ({backend['backend']})"] = spread(backend, "time_startup")

@@ -1,0 +1,271 @@
+"""Two result sets compared setting by setting, as pyperf's compare_to and asv compare do for
+Python benchmarks: the ratio of medians with a bootstrap confidence interval, and a verdict.
+
+A difference counts only when it is both statistically clear (the interval excludes 1) and
+larger than a threshold (asv's factor of 1.1 by default): noise on a shared machine easily
+moves a median by a few percent, and such a change is not worth a verdict.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mnistbench.files import atomic_write, write_csv
+from mnistbench.grid import SETTINGS
+
+log = logging.getLogger("mnistbench")
+
+# What is compared, per setting: the train phase decides the verdict.
+METRICS = ("time_train", "time_epoch_steady", "time_job", "test_accuracy")
+NEEDED = (*SETTINGS, "repeat", "status", *METRICS)
+
+
+class BaselineError(ValueError):
+    """A baseline that cannot be compared, phrased as one line."""
+
+
+def baseline_files(path) -> dict[str, Path]:
+    """The summary tables of a result set: PATH is a `results/` folder or its `summary/`."""
+    path = Path(path)
+    if not path.exists():
+        raise BaselineError(f"config key 'compare.baseline': {path} does not exist")
+    for folder in (path / "summary", path):
+        if (folder / "runs.csv").is_file():
+            return {"runs": folder / "runs.csv", "machine": folder / "machine.csv"}
+    raise BaselineError(
+        f"config key 'compare.baseline': {path} holds no runs (no summary/runs.csv or runs.csv)"
+    )
+
+
+def check_baseline(path) -> dict[str, Path]:
+    """The baseline's tables, once they are known to be comparable (BaselineError otherwise)."""
+    files = baseline_files(path)
+    try:
+        runs = pd.read_csv(files["runs"], nrows=5)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise BaselineError(
+            f"config key 'compare.baseline': {files['runs']} is not a runs table ({error})"
+        ) from None
+    missing = [column for column in NEEDED if column not in runs.columns]
+    if missing:
+        raise BaselineError(
+            f"config key 'compare.baseline': {files['runs']} was made by an incompatible version of the "
+            f"workflow (no column {missing[0]!r})"
+        )
+    if runs.empty:
+        raise BaselineError(f"config key 'compare.baseline': {files['runs']} holds no runs")
+    return files
+
+
+def _settings(runs: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    finished = runs[runs["status"] == "ok"].fillna({key: "-" for key in SETTINGS})
+    finished = finished.astype({key: str for key in SETTINGS})
+    return {key: group for key, group in finished.groupby(list(SETTINGS), sort=False)}
+
+
+def ratio_interval(
+    new: np.ndarray, base: np.ndarray, confidence: float, seed: int = 0
+) -> tuple[float, float]:
+    """Bootstrap interval of median(new) / median(base); NaN with fewer than 2 on a side."""
+    if len(new) < 2 or len(base) < 2:
+        return np.nan, np.nan
+    if np.ptp(new) == 0 and np.ptp(base) == 0:  # no spread at all: the ratio is exact
+        ratio = np.median(new) / np.median(base)
+        return ratio, ratio
+    result = stats.bootstrap(
+        (new, base),
+        lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis),
+        confidence_level=confidence,
+        method="percentile",
+        n_resamples=2000,
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
+    """faster / slower only when the interval excludes 1 and the change passes the threshold."""
+    if np.isnan(low):
+        return "same"  # too few repeats to tell: see the n columns
+    if high < 1 and ratio <= 1 / threshold:
+        return "faster"
+    if low > 1 and ratio >= threshold:
+        return "slower"
+    return "same"
+
+
+def compare(runs: pd.DataFrame, baseline: pd.DataFrame, threshold: float = 1.1, confidence: float = 0.95):
+    """compare.csv: a row per setting in both sets (ratios are this set over the baseline: below
+    1 is faster), a row per setting in one set only, and the geometric mean of the ratios."""
+    ours, theirs = _settings(runs), _settings(baseline)
+    rows = []
+    for key in [*ours, *(k for k in theirs if k not in ours)]:
+        row = dict(zip(SETTINGS, key, strict=True))
+        if key not in theirs or key not in ours:
+            row["verdict"] = "only in this set" if key in ours else "only in the baseline"
+            rows.append(row)
+            continue
+        new, base = ours[key], theirs[key]
+        row.update(n=len(new), n_baseline=len(base))
+        for metric in METRICS:
+            new_values, base_values = (
+                new[metric].dropna().to_numpy(float),
+                base[metric].dropna().to_numpy(float),
+            )
+            row[f"{metric}_median"] = np.median(new_values) if len(new_values) else np.nan
+            row[f"{metric}_baseline_median"] = np.median(base_values) if len(base_values) else np.nan
+            row[f"{metric}_ratio"] = row[f"{metric}_median"] / row[f"{metric}_baseline_median"]
+            if metric != "test_accuracy" and len(new_values) and len(base_values):
+                low, high = ratio_interval(new_values, base_values, confidence)
+                row[f"{metric}_ratio_low"], row[f"{metric}_ratio_high"] = low, high
+        row["verdict"] = verdict(
+            row["time_train_ratio"], row["time_train_ratio_low"], row["time_train_ratio_high"], threshold
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    both = table[table["verdict"].isin(["faster", "slower", "same"])]
+    if len(both):
+        geometric = {
+            "verdict": "geometric mean",
+            "n": int(both["n"].sum()),
+            "n_baseline": int(both["n_baseline"].sum()),
+        }
+        for metric in METRICS:
+            geometric[f"{metric}_ratio"] = float(stats.gmean(both[f"{metric}_ratio"].dropna()))
+        table = pd.concat([table, pd.DataFrame([geometric])], ignore_index=True)
+    return table
+
+
+def setting_label(row) -> str:
+    network = row["model"] if row["model"] != "mlp" else f"mlp{row['hidden_units']}-{row['activation']}"
+    training = f"{row['optimizer']} b{row['batch_size']} e{row['epochs']} s{row['seed']}"
+    return f"{row['dataset']} {network} {training} {row['backend']}"
+
+
+def _ratio_plot(table: pd.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = table[table["verdict"].isin(["faster", "slower", "same"])].sort_values("time_train_ratio")
+    figure, axes = plt.subplots(figsize=(9, max(2.5, 0.4 * len(data) + 1)))
+    labels = [setting_label(row) for _, row in data.iterrows()]
+    ratio = data["time_train_ratio"].to_numpy()
+    low = np.where(data["time_train_ratio_low"].isna(), ratio, data["time_train_ratio_low"])
+    high = np.where(data["time_train_ratio_high"].isna(), ratio, data["time_train_ratio_high"])
+    colors = data["verdict"].map({"faster": "tab:green", "slower": "tab:red", "same": "0.4"})
+    axes.errorbar(
+        ratio, range(len(data)), xerr=[ratio - low, high - ratio], fmt="none", ecolor="0.5", capsize=3
+    )
+    axes.scatter(ratio, range(len(data)), c=list(colors), zorder=3)
+    axes.axvline(1, color="black", lw=1)
+    axes.set(xscale="log", yticks=range(len(data)), yticklabels=labels, ylabel="")
+    axes.set_xlabel("train phase, this set / baseline (median, bootstrap interval); below 1 is faster")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _machines(machine: pd.DataFrame, baseline_machine: pd.DataFrame) -> str:
+    ours = machine.iloc[0] if len(machine) else pd.Series(dtype=object)
+    theirs = baseline_machine.iloc[0] if len(baseline_machine) else pd.Series(dtype=object)
+    rows = []
+    for attribute in [*ours.index, *(a for a in theirs.index if a not in ours.index)]:
+        a, b = ours.get(attribute, "-"), theirs.get(attribute, "-")
+        style = ' class="differs"' if str(a) != str(b) else ""
+        rows.append(
+            f"<tr{style}><td>{html.escape(attribute)}</td><td>{html.escape(str(b))}</td><td>{html.escape(str(a))}</td></tr>"
+        )
+    return "<table><tr><th>attribute</th><th>baseline</th><th>this set</th></tr>" + "".join(rows) + "</table>"
+
+
+def write_html(
+    path, table: pd.DataFrame, runs, baseline, machine, baseline_machine, baseline_path, threshold
+) -> None:
+    counts = table["verdict"].value_counts().to_dict()
+    versions = (
+        f"baseline: {', '.join(sorted(baseline['code_version'].dropna().astype(str).unique())) or '-'}; "
+        f"this set: {', '.join(sorted(runs['code_version'].dropna().astype(str).unique())) or '-'}"
+        if "code_version" in baseline and "code_version" in runs
+        else "-"
+    )
+    shown = table.assign(
+        setting=[
+            setting_label(r) if r["verdict"] != "geometric mean" else "geometric mean"
+            for _, r in table.iterrows()
+        ]
+    )
+    columns = [
+        "setting",
+        "verdict",
+        "n",
+        "n_baseline",
+        "time_train_baseline_median",
+        "time_train_median",
+        "time_train_ratio",
+        "time_train_ratio_low",
+        "time_train_ratio_high",
+        "time_epoch_steady_ratio",
+        "time_job_ratio",
+        "test_accuracy_baseline_median",
+        "test_accuracy_median",
+    ]
+    ordered = pd.concat(
+        [
+            shown[shown["verdict"] != "geometric mean"].sort_values("time_train_ratio"),
+            shown[shown["verdict"] == "geometric mean"],
+        ]
+    )
+    body = ordered[[c for c in columns if c in ordered]].to_html(
+        index=False, na_rep="-", float_format="{:.4g}".format, table_id="compare"
+    )
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>mnistbench comparison</title>
+<style>
+body {{font-family: sans-serif; margin: 2em; max-width: 1400px}}
+table {{border-collapse: collapse; font-size: 12px; margin-bottom: 1.5em}}
+td, th {{border: 1px solid #ccc; padding: 3px 6px; text-align: right}}
+td:first-child {{text-align: left}}
+tr.differs {{background: #fff3b0}}
+</style></head><body>
+<h1>mnistbench comparison</h1>
+<p>This result set against the baseline <code>{html.escape(str(baseline_path))}</code>, setting by setting
+(matched by their run settings). Ratios are this set over the baseline: below 1 is faster. A setting is
+<b>faster</b> or <b>slower</b> only when the {"bootstrap"} interval of the train phase's ratio of medians
+excludes 1 and the ratio passes {threshold:g} (or 1/{threshold:g}); otherwise <b>same</b>.
+Verdicts: {html.escape(", ".join(f"{v}: {n}" for v, n in counts.items()))}.</p>
+<h2>Machines and software</h2>
+<p>Highlighted rows differ.</p>
+{_machines(machine, baseline_machine)}
+<h2>Code versions</h2>
+<p>{html.escape(versions)}</p>
+<h2>Settings, sorted by train-phase ratio</h2>
+{body}
+<h2>Ratios with their intervals</h2>
+<img alt="train-phase ratios" src="data:image/png;base64,{_ratio_plot(table)}">
+</body></html>
+"""
+    atomic_write(path, lambda temporary: Path(temporary).write_text(page))
+
+
+def run(inputs: dict, outputs: dict, baseline_path, threshold: float, confidence: float) -> pd.DataFrame:
+    files = check_baseline(baseline_path)
+    runs, baseline = pd.read_csv(inputs["runs"]), pd.read_csv(files["runs"])
+    machine = pd.read_csv(inputs["machine"])
+    baseline_machine = pd.read_csv(files["machine"]) if files["machine"].is_file() else pd.DataFrame()
+    table = compare(runs, baseline, threshold, confidence)
+    write_csv(outputs["table"], table)
+    write_html(outputs["html"], table, runs, baseline, machine, baseline_machine, baseline_path, threshold)
+    log.info("compared with %s: %s", baseline_path, table["verdict"].value_counts().to_dict())
+    return table
