@@ -44,6 +44,8 @@ class Run:
     def of(cls, settings: dict) -> Run:
         """The run of these settings; those that do not apply to its model are dropped."""
         run = cls(**{name: settings[name] for name in SETTINGS if name in settings})
+        if run.learning_rate is not None:  # YAML's 1 is an int, which Keras's optimizers refuse
+            run = replace(run, learning_rate=float(run.learning_rate))
         if run.model != "mlp":
             run = replace(run, **dict.fromkeys(MLP_ONLY))
         return run

@@ -81,6 +81,12 @@ def test_learning_rate_in_names(learning_rate, tag):
     assert tag in next(iter(runs))
 
 
+def test_an_integer_learning_rate_is_a_float_for_keras():
+    runs, _ = expand({"x": [{"learning_rate": 1}]})
+    (job,) = runs.values()
+    assert isinstance(job.run.learning_rate, float) and job.run.learning_rate == 1.0
+
+
 def test_repeats_are_jobs_of_the_same_run_and_the_first_keeps_its_name():
     single, _ = expand({"x": [{"batch_size": 4}]})
     repeated, experiments = expand({"x": [{"batch_size": 4, "repeats": 3}], "y": {"model": ["softmax"]}})

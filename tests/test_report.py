@@ -26,7 +26,7 @@ def built(tmp_path_factory, formats):
             "seeds": {"model": ["softmax"], "seed": [0, 1]},
             "mlp": [{"model": "mlp", "epochs": 1}],
             "backends": [{"model": "softmax", "seed": 0, "backend": "jax"}],
-            "broken": [{"model": "mlp", "optimizer": "sgd", "learning_rate": 1e10, "normalize": "none"}],
+            "broken": [{"model": "mlp", "optimizer": "sgd", "learning_rate": 1000, "normalize": "none"}],
             "damaged": [{"model": "mlp", "epochs": 1, "dataset": "fashion_mnist"}],
         },
         "data": {
