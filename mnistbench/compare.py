@@ -139,7 +139,8 @@ def compare(runs: pd.DataFrame, baseline: pd.DataFrame, threshold: float = 1.1, 
             "n_baseline": int(both["n_baseline"].sum()),
         }
         for metric in METRICS:
-            geometric[f"{metric}_ratio"] = float(stats.gmean(both[f"{metric}_ratio"].dropna()))
+            ratios = both[f"{metric}_ratio"].dropna()
+            geometric[f"{metric}_ratio"] = float(stats.gmean(ratios)) if len(ratios) else np.nan
         table = pd.concat([table, pd.DataFrame([geometric])], ignore_index=True)
     return table
 

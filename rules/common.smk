@@ -3,7 +3,7 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from mnistbench import grid, locks, prepare, sources, summary
+from mnistbench import compare, grid, locks, prepare, sources, summary
 
 try:
     validate(config, "../schemas/config.schema.yaml")
@@ -15,7 +15,9 @@ except WorkflowError as error:
 
 try:
     grid.check_config(config)
-except grid.ConfigError as error:
+    if config["compare"]["baseline"]:
+        BASELINE = compare.check_baseline(config["compare"]["baseline"])
+except (grid.ConfigError, compare.BaselineError) as error:
     raise WorkflowError(str(error)) from None
 
 # {job name: Measurement (a run's settings and its repeat)}, {job name: its experiments}
@@ -50,7 +52,17 @@ wildcard_constraints:
 
 
 def final_targets():
-    return ["results/report.html"]
+    targets = ["results/report.html"]
+    if config["compare"]["baseline"]:
+        targets += ["results/compare.html", "results/summary/compare.csv"]
+    return targets
+
+
+def baseline_tables():
+    """The baseline's summary tables, inputs of rule compare (none when nothing is compared)."""
+    if not config["compare"]["baseline"]:
+        return []
+    return [str(path.resolve()) for path in BASELINE.values() if path.is_file()]
 
 
 def failed_runs(runs_csv, log_path):

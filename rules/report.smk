@@ -47,3 +47,33 @@ rule lesson:
         show_code=True,
     script:
         "../scripts/report.py"
+
+
+rule compare:
+    input:
+        runs="results/summary/runs.csv",
+        machine="results/summary/machine.csv",
+        baseline=baseline_tables(),
+        code=repo_file("mnistbench/compare.py"),
+    output:
+        table=report(
+            "results/summary/compare.csv",
+            category="Comparison",
+            labels={"table": "compare"},
+        ),
+        html=report(
+            "results/compare.html",
+            category="Comparison",
+            labels={"page": "comparison with the baseline"},
+        ),
+    log:
+        "results/logs/compare.log",
+    localrule: True
+    conda:
+        "../envs/mnistbench.yaml"
+    params:
+        baseline=config["compare"]["baseline"],
+        threshold=config["compare"]["threshold"],
+        confidence=config["compare"]["confidence"],
+    script:
+        "../scripts/compare.py"
