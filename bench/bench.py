@@ -146,9 +146,11 @@ def run_grid(workdir: Path, cores: int, config: Path, *extra: str):
             "--cores",
             str(cores),
             "--quiet",
+            "all",
             *extra,
             "--config",
             "train={isolate: false}",  # the speed-up of running training jobs side by side
+            "--",
             "all",
         ],
         check=True,

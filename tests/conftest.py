@@ -109,16 +109,21 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(
-    workdir: Path, config: dict | None, *args: str, env: dict | None = None, check=True, snakefile=None
-):
-    """Run the real workflow with `config` (replacing config.yaml) in `workdir`."""
+def snakemake_command(workdir: Path, config: dict | None, *args: str, snakefile=None) -> list[str]:
+    """The command that runs the real workflow with `config` (replacing config.yaml) in `workdir`."""
     snakefile = snakefile or REPO / "Snakefile"
     command = [*SNAKEMAKE, "--snakefile", str(snakefile), "--directory", str(workdir)]
     if config is not None:
         command += ["--configfile", str(write_config(workdir / "test-config.yaml", config))]
         command += ["--replace-workflow-config"]
-    command += list(args)
+    return command + list(args)
+
+
+def snakemake(
+    workdir: Path, config: dict | None, *args: str, env: dict | None = None, check=True, snakefile=None
+):
+    """Run the real workflow with `config` (replacing config.yaml) in `workdir`."""
+    command = snakemake_command(workdir, config, *args, snakefile=snakefile)
     result = subprocess.run(
         command, cwd=workdir, capture_output=True, text=True, env={**os.environ, **(env or {})}
     )

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from conftest import REPO, SNAKEMAKE, make_arrays, snakemake, write_config
+from conftest import REPO, make_arrays, snakemake, snakemake_command
 
 from mnistbench.files import save_npz
 
@@ -72,18 +72,7 @@ def test_hard_kill_during_training_loses_only_the_running_job(tmp_path, formats)
         },
         formats["npz"],
     )
-    command = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--cores",
-        "1",
-        "--configfile",
-        str(write_config(tmp_path / "test-config.yaml", config)),
-        "--replace-workflow-config",
-    ]
+    command = snakemake_command(tmp_path, config, "--cores", "1")
     process = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -236,17 +225,7 @@ def test_a_training_process_killed_as_the_oom_killer_does_is_recorded_as_crashed
         },
         formats["npz"],
     )
-    command = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--cores",
-        "1",
-        "--configfile",
-        str(write_config(tmp_path / "test-config.yaml", config)),
-    ]
+    command = snakemake_command(tmp_path, config, "--cores", "1")
     process = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -298,17 +277,9 @@ def test_a_live_lock_held_from_another_pid_namespace_is_kept(tmp_path, formats):
         {"defaults": {"batch_size": 8, "hidden_units": 8, "epochs": 40}, "experiments": {"one": [{}]}},
         formats["npz"],
     )
-    configfile = str(write_config(tmp_path / "test-config.yaml", config))
-    common = [
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        configfile,
-    ]
+    command = snakemake_command(tmp_path, config, "--cores", "1")
     holder = subprocess.Popen(
-        [*SNAKEMAKE, *common, "--cores", "1"],
+        command,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -322,7 +293,7 @@ def test_a_live_lock_held_from_another_pid_namespace_is_kept(tmp_path, formats):
             time.sleep(0.2)
         assert list((tmp_path / ".snakemake/locks").glob("*.lock")), "the first call holds no lock"
         second = subprocess.run(
-            ["unshare", "--pid", "--fork", "--mount-proc", *SNAKEMAKE, *common, "--cores", "1"],
+            ["unshare", "--pid", "--fork", "--mount-proc", *command],
             cwd=tmp_path,
             capture_output=True,
             text=True,
