@@ -25,6 +25,8 @@ def test_the_slurm_profile_settings_apply_despite_the_workflow_profile():
     args = effective("--profile", str(REPO / "profiles/slurm"), "-n")
     assert args["latency_wait"] == str(slurm["latency-wait"]) == "60"  # shared file systems
     assert args["jobs"] == str(slurm["jobs"]) and args["executor"] == "slurm"
+    # Isolation is the nodes' business on a cluster: training jobs are not queued one by one.
+    assert "timed_training" in args["resources"] and "100" in args["resources"]
 
 
 def test_the_workflow_profile_sets_nothing_that_the_slurm_profile_sets_otherwise():
