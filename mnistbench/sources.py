@@ -146,9 +146,7 @@ class CappedDownloader:
         received = 0
         with requests.get(url, stream=True, timeout=TIMEOUT_S) as response:
             response.raise_for_status()
-            with (
-                open(output_file, "wb") if isinstance(output_file, (str, Path)) else _keep(output_file) as out
-            ):
+            with open(output_file, "wb") as out:  # pooch.retrieve passes a temporary path
                 # read1 returns what has arrived (iter_content waits for whole chunks), so that
                 # the deadline is checked however slowly a server trickles.
                 while chunk := response.raw.read1(1 << 16, decode_content=True):
@@ -158,19 +156,6 @@ class CappedDownloader:
                     if time.monotonic() > deadline:
                         raise SourceError(f"{url}: not done within {DEADLINE_S} s, stopped")
                     out.write(chunk)
-
-
-class _keep:
-    """A file object that pooch opened, used as a context without closing it."""
-
-    def __init__(self, handle):
-        self.handle = handle
-
-    def __enter__(self):
-        return self.handle
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _retrieve(url: str, known_hash: str, cache: Path, fname: str) -> Path:
