@@ -65,9 +65,17 @@ def check_baseline(path) -> dict[str, Path]:
     return files
 
 
+def _text(value) -> str:
+    """A setting's value as the same text on both sides: CSV reads 64 as 64.0 next to a NaN."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "-" if pd.isna(value) else str(value)
+
+
 def _settings(runs: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
-    finished = runs[runs["status"] == "ok"].fillna({key: "-" for key in SETTINGS})
-    finished = finished.astype({key: str for key in SETTINGS})
+    finished = runs[runs["status"] == "ok"].copy()
+    for key in SETTINGS:
+        finished[key] = finished[key].map(_text)
     return {key: group for key, group in finished.groupby(list(SETTINGS), sort=False)}
 
 
