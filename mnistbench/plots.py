@@ -60,13 +60,18 @@ def in_experiment(table: pd.DataFrame, experiment: str) -> pd.Series:
     return table["experiments"].fillna("").str.split(";").apply(lambda names: experiment in names)
 
 
+def claimed_setting(settings: pd.DataFrame, claim: dict):
+    """Our most accurate setting of a seed document's experiment, or None if it did not run."""
+    ours = settings[in_experiment(settings, claim["experiment"])]
+    return ours.sort_values("test_accuracy_median", ascending=False).iloc[0] if len(ours) else None
+
+
 def seed_comparison(settings: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for claim in SEED_CLAIMS:
-        ours = settings[in_experiment(settings, claim["experiment"])]
+        best = claimed_setting(settings, claim)
         row = dict(claim)
-        if len(ours):
-            best = ours.sort_values("test_accuracy_median", ascending=False).iloc[0]
+        if best is not None:
             row.update(
                 our_accuracy=f"{best['test_accuracy_median']:.1%}", our_train=spread(best, "time_train")
             )
@@ -97,9 +102,8 @@ def key_results(settings: pd.DataFrame) -> list[str]:
         return ["No run finished, so there are no results yet."]
     lines = []
     for claim in SEED_CLAIMS:
-        ours = settings[in_experiment(settings, claim["experiment"])]
-        if len(ours):
-            row = ours.iloc[0]
+        row = claimed_setting(settings, claim)
+        if row is not None:
             lines.append(
                 f"**{claim['document']}** ({claim['setting']}): {row['test_accuracy_median']:.1%} "
                 f"test accuracy (reported {claim['reported_accuracy']}), "

@@ -10,7 +10,6 @@ It also stops a training process that outlives the job's runtime, before the sch
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import subprocess
 import sys
@@ -22,7 +21,6 @@ from mnistbench.grid import Run
 from mnistbench.stopwatch import Stopwatch
 from mnistbench.train import Outcome, write_outputs
 
-log = logging.getLogger("mnistbench")
 TAIL_LINES = 15
 GRACE_S = 10  # between SIGTERM and SIGKILL when a training process outlives its time
 
