@@ -283,6 +283,7 @@ def test_a_live_lock_held_from_another_pid_namespace_is_kept(tmp_path, formats):
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 300
@@ -291,6 +292,9 @@ def test_a_live_lock_held_from_another_pid_namespace_is_kept(tmp_path, formats):
             "epoch 1:" in p.read_text() for p in logs.glob("*/train.log")
         ):
             time.sleep(0.2)
+        # Frozen, the first call can neither finish nor release its lock while the second one
+        # looks (on a fast day its 40 epochs ended before the second call had started).
+        os.killpg(holder.pid, signal.SIGSTOP)
         assert list((tmp_path / ".snakemake/locks").glob("*.lock")), "the first call holds no lock"
         second = subprocess.run(
             ["unshare", "--pid", "--fork", "--mount-proc", *command],
@@ -304,5 +308,5 @@ def test_a_live_lock_held_from_another_pid_namespace_is_kept(tmp_path, formats):
         assert list((tmp_path / ".snakemake/locks").glob("*.lock"))  # still there
         assert holder.poll() is None  # and its holder still runs
     finally:
-        holder.kill()
+        os.killpg(holder.pid, signal.SIGKILL)
         holder.wait()
