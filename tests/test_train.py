@@ -72,6 +72,29 @@ def test_fast_path_gives_the_same_result_as_plain_fit(tmp_path, data):
     assert fast["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-5)
 
 
+def test_our_tensorflow_batches_are_the_ones_keras_makes(data):
+    """Same batches in the same order as Keras's own array pipeline: the same loss every epoch
+    (300 images at batch 32: a short last batch too); each epoch sees every image once."""
+    train.configure_runtime("tensorflow", 1)
+    keras = train.start_keras("tensorflow", 1)
+    arrays = train.load_data(data)
+    inputs = {
+        "ours": lambda: {"x": train.shuffled_batches(arrays, RUN.batch_size)},
+        "keras": lambda: {"x": arrays.x_train, "y": arrays.y_train, "batch_size": RUN.batch_size},
+    }
+    losses = {}
+    for pipeline, make_inputs in inputs.items():
+        train.seed_everything(keras, 0)
+        model = train.build_and_compile(RUN, arrays, {"steps_per_execution": 4, "jit_compile": False})
+        losses[pipeline] = model.fit(**make_inputs(), epochs=3, shuffle=True, verbose=0).history["loss"]
+    assert losses["ours"] == losses["keras"]
+
+    dataset = train.shuffled_batches(arrays, RUN.batch_size)
+    labels = np.concatenate([batch_labels.numpy() for _, batch_labels in dataset])
+    assert not np.array_equal(labels, arrays.y_train)  # shuffled
+    np.testing.assert_array_equal(np.sort(labels), np.sort(arrays.y_train))
+
+
 def test_exploding_learning_rate_is_recorded_as_diverged(tmp_path, data):
     metrics, folder = run(
         tmp_path,
