@@ -36,6 +36,7 @@ log = logging.getLogger("mnistbench")
 
 # Largest number of steps fused into one call of the compiled training loop (the fast path).
 MAX_STEPS_PER_EXECUTION = 256
+TEST_BATCH_SIZE = 1024  # predicting: large batches, few calls
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "seconds", "samples_per_second"]
 INSTALL_HINT = ".venv/bin/pip install -r requirements-backends.txt"
 
@@ -276,14 +277,12 @@ def build_and_compile(run: Run, data: Data, fast: dict):
 
 
 def shuffled_batches(data: Data, batch_size: int):
-    """The batches Keras's own array pipeline makes on TensorFlow, in the same order, in the
-    training thread: no tf.data autotuning.
+    """The batches Keras's own array pipeline makes on TensorFlow, in the same order, made in the
+    training thread (`untuned`).
 
-    Keras feeds arrays through a tf.data pipeline tuned by a background thread. On a pinned CPU
-    that thread competes with the training step, and the end of each epoch waits for it: up to
-    5 s at the end of fit() (TensorFlow 2.21; README "Measured here"). Same permutation as Keras
-    (`tf.random.shuffle` of all indices; with the seed set, Keras on TensorFlow replays that one
-    order every epoch, and so does this), hence the same losses: tested.
+    Same permutation as Keras (`tf.random.shuffle` of all indices; with the seed set, Keras on
+    TensorFlow replays that one order every epoch, and so does this), hence the same losses:
+    tested.
     """
     import tensorflow as tf
 
@@ -300,7 +299,16 @@ def shuffled_batches(data: Data, batch_size: int):
 
     dataset = tf.data.Dataset.range(1).flat_map(one_epoch_of_indices)
     dataset = dataset.map(lambda indices: (tf.gather(x, indices), tf.gather(y, indices)))
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(n / batch_size)))
+    return untuned(dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(n / batch_size))))
+
+
+def untuned(dataset):
+    """A tf.data pipeline without autotuning. Keras's own pipelines for arrays are tuned by a
+    background thread that competes with the training step on a pinned CPU, and whose end each
+    fit() and predict() waits for: 5 s at random at the end of the lesson's fit (TensorFlow
+    2.21; README "Measured here")."""
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.autotune.enabled = False
     options.experimental_optimization.apply_default_optimizations = False
@@ -323,9 +331,15 @@ def fit(keras, model, run: Run, data: Data) -> list[dict]:
     return history
 
 
-def predict_test_set(model, data: Data) -> Tested:
+def predict_test_set(keras, model, data: Data) -> Tested:
     """Predict the test set once; accuracy and loss come from those predictions."""
-    probabilities = np.asarray(model.predict(data.x_test, batch_size=1024, verbose=0), dtype=np.float32)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        inputs = {"x": untuned(tf.data.Dataset.from_tensor_slices(data.x_test).batch(TEST_BATCH_SIZE))}
+    else:
+        inputs = {"x": data.x_test, "batch_size": TEST_BATCH_SIZE}
+    probabilities = np.asarray(model.predict(**inputs, verbose=0), dtype=np.float32)
     predicted = probabilities.argmax(axis=1).astype(np.uint8)
     picked = probabilities[np.arange(len(data.y_test)), data.y_test]
     loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
@@ -346,7 +360,7 @@ def train_run(run: Run, data_path, threads: int, options: dict, watch: Stopwatch
     with watch.time("train"):
         history = fit(keras, model, run, data)
     with watch.time("test"):
-        tested = predict_test_set(model, data)
+        tested = predict_test_set(keras, model, data)
 
     finite = history and all(math.isfinite(row["loss"]) for row in history)
     finite = finite and math.isfinite(tested.loss) and np.isfinite(tested.probabilities).all()

@@ -74,7 +74,8 @@ def test_fast_path_gives_the_same_result_as_plain_fit(tmp_path, data):
 
 def test_our_tensorflow_batches_are_the_ones_keras_makes(data):
     """Same batches in the same order as Keras's own array pipeline: the same loss every epoch
-    (300 images at batch 32: a short last batch too); each epoch sees every image once."""
+    (300 images at batch 32: a short last batch too); each epoch sees every image once; the
+    same test-set predictions."""
     train.configure_runtime("tensorflow", 1)
     keras = train.start_keras("tensorflow", 1)
     arrays = train.load_data(data)
@@ -88,6 +89,8 @@ def test_our_tensorflow_batches_are_the_ones_keras_makes(data):
         model = train.build_and_compile(RUN, arrays, {"steps_per_execution": 4, "jit_compile": False})
         losses[pipeline] = model.fit(**make_inputs(), epochs=3, shuffle=True, verbose=0).history["loss"]
     assert losses["ours"] == losses["keras"]
+    ours = train.predict_test_set(keras, model, arrays).probabilities
+    np.testing.assert_array_equal(ours, model.predict(arrays.x_test, batch_size=1024, verbose=0))
 
     dataset = train.shuffled_batches(arrays, RUN.batch_size)
     labels = np.concatenate([batch_labels.numpy() for _, batch_labels in dataset])
