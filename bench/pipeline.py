@@ -51,7 +51,7 @@ def measure_once(pipeline: str, batch_size: int, epochs: int) -> dict:
             marks.append(time.perf_counter())
 
     if pipeline == "ours":
-        inputs = {"x": train.shuffled_batches(data, batch_size)}
+        inputs = {"x": train.shuffled_batches(data, batch_size), "shuffle": False}
     else:
         inputs = {"x": data.x_train, "y": data.y_train, "batch_size": batch_size, "shuffle": True}
     start = time.perf_counter()

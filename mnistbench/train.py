@@ -319,7 +319,7 @@ def fit(keras, model, run: Run, data: Data) -> list[dict]:
     """Train; returns one row per epoch (stops early when the loss turns NaN)."""
     history: list[dict] = []
     if keras.backend.backend() == "tensorflow":
-        inputs = {"x": shuffled_batches(data, run.batch_size)}
+        inputs = {"x": shuffled_batches(data, run.batch_size), "shuffle": False}  # shuffled already
     else:
         inputs = {"x": data.x_train, "y": data.y_train, "batch_size": run.batch_size, "shuffle": True}
     model.fit(
