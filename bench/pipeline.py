@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench import Spread  # bench/bench.py: "median [q1-q3] (n)"
 
 REPO = Path(__file__).resolve().parents[1]
 PREPARED = REPO / "resources/prepared/mnist_scale.npz"
@@ -28,6 +29,7 @@ SETTINGS = [  # label, batch size, epochs (the lesson's mlp, adam)
     ("the same, batch 128, 3 epochs", 128, 3),
 ]
 PIPELINES = ["ours", "keras"]
+MEASURES = ["train", "epochs", "after last epoch"]
 
 
 def measure_once(pipeline: str, batch_size: int, epochs: int) -> dict:
@@ -65,11 +67,6 @@ def measure_once(pipeline: str, batch_size: int, epochs: int) -> dict:
     }
 
 
-def spread(values: list[float]) -> str:
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return f"{median:.2f} s [{q1:.2f}-{q3:.2f}] (n={len(values)})"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per measurement")
@@ -94,10 +91,12 @@ def main():
     for label, _, _ in SETTINGS:
         ours, keras = results[label, "ours"], results[label, "keras"]
         same = {round(m["loss"], 6) for m in ours} == {round(m["loss"], 6) for m in keras}
-        for measure in ["train", "epochs", "after last epoch"]:
-            a, b = [m[measure] for m in ours], [m[measure] for m in keras]
-            ratio = statistics.median(a) / statistics.median(b)
-            print(f"| {label} | {measure} | {spread(a)} | {spread(b)} | {ratio:.2f}x |")
+        a, b = (
+            Spread({measure: [m[measure] for m in runs] for measure in MEASURES}) for runs in (ours, keras)
+        )
+        for measure in MEASURES:
+            ratio = a.median(measure) / b.median(measure)
+            print(f"| {label} | {measure} | {a.text(measure)} | {b.text(measure)} | {ratio:.2f}x |")
         print(f"| {label} | same final loss | {'yes' if same else 'NO'} | | |")
 
 

@@ -95,7 +95,9 @@ def test_our_tensorflow_batches_are_the_ones_keras_makes(data):
         losses[pipeline] = model.fit(**make_inputs(), epochs=3, verbose=0).history["loss"]
     assert losses["ours"] == losses["keras"]
     ours = train.predict_test_set(keras, model, arrays).probabilities
-    np.testing.assert_array_equal(ours, model.predict(arrays.x_test, batch_size=1024, verbose=0))
+    np.testing.assert_array_equal(
+        ours, model.predict(arrays.x_test, batch_size=train.TEST_BATCH_SIZE, verbose=0)
+    )
 
     dataset = train.shuffled_batches(arrays, RUN.batch_size)
     labels = np.concatenate([batch_labels.numpy() for _, batch_labels in dataset])
