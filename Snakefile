@@ -21,28 +21,18 @@ include: "rules/report.smk"
 
 
 onstart:
-    locks.record_holder(os.getcwd())
+    start_call()
 
 
 onsuccess:
-    locks.forget_holder(os.getcwd())
+    end_call(succeeded=True)
 
 
 onerror:
-    locks.forget_holder(os.getcwd())
+    end_call(succeeded=False)
 
 
 rule all:
     default_target: True
     input:
         final_targets(),
-        runs="results/summary/runs.csv",
-    log:
-        "results/logs/check_runs.log",
-    localrule: True
-    run:
-        failed = failed_runs(input.runs, log[0])
-        # A failed run must train again next time: forget its completion marker.
-        summary.forget_runs(failed, "results/runs", input.runs)
-        if failed:
-            fail_for(failed)

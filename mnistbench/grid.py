@@ -119,10 +119,13 @@ def describe_validation_error(error: jsonschema.ValidationError) -> str:
     return f"config key '{key or '<top level>'}': {message}"
 
 
-def check_config(config: dict) -> None:
-    """What the schema cannot say: numbers must be finite (JSON Schema lets NaN through every
-    bound), and a local dataset path must exist; caught before any job."""
+def check_finite(config: dict) -> None:
+    """Numbers must be finite: JSON Schema lets NaN through every bound."""
     _check_finite(config, "")
+
+
+def check_local_paths(config: dict) -> None:
+    """A local dataset path must exist where snakemake plans (not on every cluster node)."""
     for dataset, data in config["data"].items():
         path = data.get("local_path")
         if path and not Path(path).exists():

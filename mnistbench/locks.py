@@ -1,9 +1,24 @@
-"""Stale Snakemake locks: a hard kill leaves .snakemake/locks behind, and then every later call
-refuses to start until `snakemake --unlock`. A user who reruns after a crash expects it to work,
-but a lock may only go when no snakemake can still be running: on another login node of a
-shared file system, in a container, as another user. So the workflow records who holds the
-lock when it starts (host, boot, PID namespace, pid, process start time), and a later call
-clears the lock only when that same host, boot and namespace show that process gone.
+"""Snakemake's locks, kept while any process of the call that took them may still run.
+
+A hard kill leaves `.snakemake/locks` behind, and then every later call refuses to start until
+`snakemake --unlock`; but a lock may only go when nothing of its call still runs: not the
+snakemake that took it, nor its jobs, supervisors and trainers (a snakemake killed alone, as
+htop or a dropped SSH session does, leaves them running), nor its cluster jobs. And Snakemake
+itself removes every call's locks when any call in the folder ends (it deletes the whole lock
+folder), so a call that starts later would train a run beside the call that trains it.
+
+So each call marks its processes and keeps a record of its own (one file per call):
+- the main snakemake puts a random token in its environment before it starts any job: every
+  process of the call inherits it, and the kernel shows it in /proc/<pid>/environ (the main
+  process itself is known by pid and the kernel's start ticks, which no clock step moves);
+- once it holds its lock (onstart) it records who it is (host, boot, PID namespace, user, pid,
+  start ticks, executor) and which files it locked.
+
+Before planning, a call settles the folder: a lock goes only when its call is provably over
+(same host, boot and PID namespace, a user whose processes this one may see, a local executor,
+and no process left with its token); a lock of a call that is provably alive and that another
+call's end removed is written back; anything else stays, with one line saying what holds it
+and how to unlock. Safety comes first: where nothing can be proven, the lock stays.
 """
 
 from __future__ import annotations
@@ -12,14 +27,21 @@ import json
 import logging
 import os
 import socket
+import uuid
 from pathlib import Path
-
-import psutil
 
 from mnistbench.files import write_json
 
 log = logging.getLogger("mnistbench")
-HOLDER = Path(".snakemake") / "mnistbench-lock-holder.json"
+
+TOKEN_VARIABLE = "MNISTBENCH_CALL"
+HOLDERS = Path(".snakemake") / "mnistbench" / "holders"
+LOCKS = Path(".snakemake") / "locks"
+UNLOCK_ADVICE = "if nothing of it runs any more, run `snakemake --unlock` once"
+
+
+class HolderError(ValueError):
+    """A holder record that cannot be read as one."""
 
 
 def _read(path: str) -> str | None:
@@ -36,73 +58,209 @@ def _pid_namespace() -> int | None:
         return None
 
 
+def start_ticks(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (kernel's count: no clock step moves it)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name in () may hold spaces
+
+
+def call_token() -> str:
+    """This call's token: a new one in the main snakemake, which its jobs then inherit."""
+    if not os.environ.get(TOKEN_VARIABLE):
+        os.environ[TOKEN_VARIABLE] = uuid.uuid4().hex
+    return os.environ[TOKEN_VARIABLE]
+
+
 def identity() -> dict:
-    """This process, as another process on any host can tell whether it still runs."""
+    """This process, as a later call on any host can tell whether it may still run."""
     return {
         "host": socket.gethostname(),
         "boot_id": _read("/proc/sys/kernel/random/boot_id"),
         "pid_namespace": _pid_namespace(),
+        "uid": os.getuid(),
         "pid": os.getpid(),
-        "started": psutil.Process().create_time(),
+        "start_ticks": start_ticks(os.getpid()),
     }
 
 
-def record_holder(workdir) -> None:
-    """Called once snakemake holds its lock (onstart): who holds it."""
-    write_json(Path(workdir) / HOLDER, identity())
+def _record_path(workdir, token: str) -> Path:
+    return Path(workdir) / HOLDERS / f"{token}.json"
 
 
-def forget_holder(workdir) -> None:
-    """Called when snakemake ends normally (onsuccess, onerror): it releases its lock itself."""
-    (Path(workdir) / HOLDER).unlink(missing_ok=True)
+def record_holder(workdir, token: str, locked: dict[str, list[str]], executor: str) -> None:
+    """Called once snakemake holds its lock (onstart): who holds it, and what it locked."""
+    record = {**identity(), "token": token, "executor": executor, "locks": locked}
+    write_json(_record_path(workdir, token), record)
 
 
-def _why_it_may_run(holder: dict | None) -> str | None:
-    """None when the holder is provably gone; else why it may still run."""
-    if holder is None:
-        return "no record of who took them"
+def _checked(record) -> dict:
+    """The record, if it has the shape record_holder gives it (a crafted one is refused)."""
+    if not isinstance(record, dict):
+        raise HolderError("not a JSON object")
+    for key, kind in (("pid", int), ("token", str), ("locks", dict), ("host", str)):
+        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
+            raise HolderError(f"its {key!r} is not a {kind.__name__}")
+    if record["pid"] <= 0 or not record["token"].isalnum():
+        raise HolderError("its pid or token is not a valid one")
+    if not isinstance(record.get("start_ticks"), int | None) or isinstance(record.get("start_ticks"), bool):
+        raise HolderError("its start_ticks is not a number")
+    for kind, paths in record["locks"].items():
+        if kind not in ("input", "output") or not isinstance(paths, list):
+            raise HolderError("its locks are not lists of files")
+    return record
+
+
+def read_holders(workdir) -> tuple[list[dict], list[str]]:
+    """The readable holder records, and one line per record that is not one."""
+    records, unreadable = [], []
+    folder = Path(workdir) / HOLDERS
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = _checked(json.loads(path.read_text()))
+        except (OSError, ValueError) as error:
+            unreadable.append(f"{path} is not a holder record ({error})")
+            continue
+        records.append({**record, "path": str(path)})
+    return records, unreadable
+
+
+def _processes_with_token(token: str, uid: int, since_ticks: int = 0) -> tuple[int, bool]:
+    """How many processes of this host carry `token`, and whether some could not be read.
+    Only processes started at or after `since_ticks` (when the call began) can be the call's."""
+    needle = f"{TOKEN_VARIABLE}={token}".encode()
+    found, unreadable = 0, False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if os.getuid() != 0 and entry.stat().st_uid != uid:
+                continue  # the call's processes all run as its user
+            if (start_ticks(int(entry.name)) or 0) < since_ticks:
+                continue  # older than the call (init, daemons)
+            environ = Path(entry.path, "environ").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile, or a kernel thread
+        except OSError:
+            unreadable = True  # one we may not read: it may belong to the call
+            continue
+        if needle in environ.split(b"\0"):
+            found += 1
+    return found, unreadable
+
+
+def why_it_may_run(record: dict) -> str | None:
+    """None when nothing of the call can still run; else why it may (one phrase)."""
     here = identity()
-    for key, what in (
-        ("host", "on host"),
-        ("boot_id", "in another boot of"),
-        ("pid_namespace", "in a container on"),
+    who = f"snakemake pid {record['pid']} on {record['host']}"
+    for key, where in (
+        ("host", "on another host"),
+        ("boot_id", "in an earlier boot"),
+        ("pid_namespace", "in another PID namespace (a container?)"),
     ):
-        if holder.get(key) is None or holder.get(key) != here[key]:
-            where = f"{what} {holder.get('host')}"
-            return f"taken by pid {holder.get('pid')} {where}, which cannot be checked from here"
-    try:
-        process = psutil.Process(holder["pid"])
-        if abs(process.create_time() - holder["started"]) < 1.0:
-            return f"taken by pid {holder['pid']}, which still runs"
-    except psutil.NoSuchProcess:
-        return None
-    except psutil.Error:
-        return f"taken by pid {holder['pid']}, which cannot be checked"
-    return None  # that pid now belongs to another process: the holder is gone
-
-
-def clear_stale_locks(workdir: str | Path) -> bool:
-    """Remove the locks of `workdir` when their holder is provably gone; True if removed.
-    Otherwise keep them and say, in one line, how to remove them if no snakemake runs."""
-    workdir = Path(workdir).resolve()
-    locks = workdir / ".snakemake" / "locks"
-    stale = list(locks.glob("*.lock")) if locks.is_dir() else []
-    if not stale:
-        return False
-    try:
-        holder = json.loads((workdir / HOLDER).read_text())
-    except (OSError, ValueError):
-        holder = None
-    why = _why_it_may_run(holder)
-    if why:
-        log.warning(
-            "%s is locked (%s); if no snakemake runs there any more, run `snakemake --unlock` once",
-            workdir,
-            why,
+        if record.get(key) is None or record.get(key) != here[key]:
+            return f"{who}, {where}, which cannot be checked from here"
+    if record.get("uid") != here["uid"] and here["uid"] != 0:
+        return f"{who}, run by user {record.get('uid')}, whose processes cannot be checked from here"
+    if record.get("executor", "local") != "local":
+        return (
+            f"{who}, whose {record.get('executor')} jobs may still be queued or running "
+            "(check the scheduler's queue)"
         )
+    if start_ticks(record["pid"]) == record.get("start_ticks"):
+        return f"{who}, which still runs"
+    count, unreadable = _processes_with_token(
+        record["token"], record.get("uid", here["uid"]), record.get("start_ticks") or 0
+    )
+    if count:
+        return f"{who}, which ended, but {count} of its processes (jobs, trainers) still run"
+    if unreadable:
+        return f"{who}, which ended, but some processes of its user could not be checked"
+    return None
+
+
+def call_is_over(token: str | None, workdir=".") -> bool:
+    """Whether nothing of the call with this token can still run (results made before calls had
+    tokens have none: theirs is over)."""
+    if not token or not token.isalnum():
+        return True  # not a token of ours
+    try:
+        record = _checked(json.loads(_record_path(workdir, token).read_text()))
+    except FileNotFoundError:
+        count, unreadable = _processes_with_token(token, os.getuid())
+        return count == 0 and not unreadable
+    except (OSError, ValueError):
         return False
-    for path in stale:
-        path.unlink(missing_ok=True)
-    (workdir / HOLDER).unlink(missing_ok=True)
-    log.warning("removed the lock left by snakemake pid %s, which ended without releasing it", holder["pid"])
-    return True
+    return why_it_may_run(record) is None
+
+
+def _lock_files(workdir) -> dict[Path, tuple[str, frozenset[str]]]:
+    folder = Path(workdir) / LOCKS
+    found = {}
+    for path in sorted(folder.glob("*.lock")) if folder.is_dir() else []:
+        kind = path.name.split(".")[-2] if path.name.count(".") >= 2 else ""
+        try:
+            found[path] = (kind, frozenset(line.strip() for line in path.read_text().splitlines()))
+        except OSError:
+            continue
+    return found
+
+
+def _owner(lock: tuple[str, frozenset[str]], records: list[dict]) -> dict | None:
+    kind, paths = lock
+    for record in records:
+        if frozenset(record["locks"].get(kind, [])) == paths:
+            return record
+    return None
+
+
+def _restore(workdir, record: dict, present: set[tuple[str, frozenset[str]]]) -> None:
+    """Write back the locks of a call that may still run, where another call's end removed them."""
+    folder = Path(workdir) / LOCKS
+    for kind, paths in record["locks"].items():
+        if not paths or (kind, frozenset(paths)) in present:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        for number in range(10_000):
+            try:
+                with open(folder / f"{number}.{kind}.lock", "x") as lock:
+                    print(*paths, sep="\n", file=lock)
+                break
+            except FileExistsError:
+                continue
+        log.warning("restored the %s lock of %s (another call's end had removed it)", kind, record["token"])
+
+
+def settle_locks(workdir, own_token: str | None = None, unlocking: bool = False) -> list[str]:
+    """Before a call plans: remove the locks of calls that are provably over, write back those
+    of calls that may still run, and return one line per holder that still holds the folder."""
+    workdir = Path(workdir).resolve()
+    records, problems = read_holders(workdir)
+    records = [record for record in records if record["token"] != own_token]
+    if unlocking:  # the user has checked that nothing runs: forget every record
+        for record in records:
+            Path(record["path"]).unlink(missing_ok=True)
+        return []
+    locks = _lock_files(workdir)
+    alive, gone = [], []
+    for record in records:
+        why = why_it_may_run(record)
+        (alive if why else gone).append((record, why))
+    for path, lock in locks.items():
+        owner = _owner(lock, [record for record, _ in gone])
+        if owner is not None:
+            path.unlink(missing_ok=True)
+            log.warning(
+                "removed the lock left by snakemake pid %s, of which nothing runs any more", owner["pid"]
+            )
+    for record, _ in gone:
+        Path(record["path"]).unlink(missing_ok=True)
+    present = set(_lock_files(workdir).values())
+    for record, _ in alive:
+        _restore(workdir, record, present)
+    held = [f"{workdir} is locked by {why}; {UNLOCK_ADVICE}" for _, why in alive]
+    owners = [record for record, _ in alive]
+    if any(_owner(lock, owners) is None for lock in _lock_files(workdir).values()):
+        held.append(f"{workdir} is locked by a snakemake that left no record of itself; {UNLOCK_ADVICE}")
+    return held + problems

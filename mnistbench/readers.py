@@ -26,6 +26,7 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
+IDX_DIMENSIONS = (1, 3)  # labels, images
 
 
 def _open_maybe_gzip(path: Path) -> bytes:
@@ -50,15 +51,23 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     if data[2] != 0x08:
         raise DataError(f"{path}: IDX type 0x{data[2]:02x} is not unsigned bytes")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    shape = _idx_shape(path, data)
+    header = 4 + 4 * len(shape)
     expected = header + math.prod(shape)  # Python's int: np.prod would overflow to a wrong size
     if len(data) != expected:
         raise DataError(f"{path}: IDX holds {len(data)} bytes, its header promises {expected}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def _idx_shape(path: Path, data: bytes) -> tuple[int, ...]:
+    """The sizes an IDX header gives, refused unless MNIST-like: numpy itself cannot reshape to
+    more than 64 dimensions, and a reader of MNIST has no use for anything but images and labels."""
+    ndim = data[3]
+    if ndim not in IDX_DIMENSIONS:
+        raise DataError(f"{path}: IDX with {ndim} dimensions; MNIST's have 1 or 3")
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header")
+    return tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
 
 
 def write_idx(path: str | Path, array: np.ndarray, compress: bool = True) -> None:

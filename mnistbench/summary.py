@@ -82,6 +82,8 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, expe
     row.update(
         threads=metrics.get("threads"),
         cpus=" ".join(map(str, metrics.get("cpus") or [])),
+        pinned=metrics.get("pinned"),
+        why_unpinned=metrics.get("why_unpinned"),
         device=metrics.get("device"),
         steps_per_execution=metrics.get("steps_per_execution"),
         jit_compile=metrics.get("jit_compile"),
@@ -184,25 +186,36 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
         row["noisy"] = is_noisy(group["time_train"])
         row["overlapped"] = bool(group["overlap_seconds"].gt(0).any())
         rows.append(row)
-    table = pd.DataFrame(rows)
-    return table.replace({"-": None}) if len(table) else table
+    # Named columns: with no finished run the table still has its header (the report reads it).
+    columns = [*keys, "n", "runs", "experiments"]
+    columns += [f"{column}_{name}" for column in TIMED_COLUMNS for name in STATISTICS]
+    columns += ["test_accuracy_median", "identical_results", "noisy", "overlapped"]
+    return pd.DataFrame(rows, columns=columns).replace({"-": None})
 
 
-def failed_runs(runs_csv) -> list[str]:
-    """The runs of runs.csv that failed (raised) or crashed (their process died)."""
-    runs = pd.read_csv(runs_csv)
-    return list(runs.loc[runs["status"].isin(["failed", "crashed"]), "run"])
+def unfinished_runs(names, runs_dir, belongs) -> list[str]:
+    """The runs among `names` whose metrics.json says they did not end ok (failed, crashed,
+    diverged) and whose call (the token of the snakemake call that trained them) `belongs`."""
+    unfinished = []
+    for name in names:
+        try:
+            metrics = json.loads(Path(runs_dir, name, "metrics.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(metrics, dict) and metrics.get("status") != "ok" and belongs(metrics.get("call")):
+            unfinished.append(name)
+    return unfinished
 
 
 def forget_runs(runs: list[str], runs_dir, runs_csv) -> None:
     """Make the next call of the workflow train `runs` again.
 
-    A failed or crashed run still has its outputs, so that the report can show it. Removing its
-    metrics.json (the file that marks completion) and dating runs.csv back makes Snakemake
+    A run that did not end ok still has its outputs, so that the report can show it. Removing
+    its metrics.json (the file that marks completion) and dating runs.csv back makes Snakemake
     train it again: Snakemake does not look for a missing intermediate file behind an
     up-to-date output, so the summary must look stale too.
     """
     for run in runs:
         Path(runs_dir, run, "metrics.json").unlink(missing_ok=True)
-    if runs:
+    if runs and Path(runs_csv).exists():
         os.utime(runs_csv, (0, 0))

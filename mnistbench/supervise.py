@@ -4,12 +4,16 @@ A training process can end without a word: the OOM killer, a segfault in a frame
 limit. The supervisor (which never imports a framework, so that the OOM killer picks the
 trainer) then records the run as "crashed", with the signal or exit status and the last lines
 of its logs, so that the summary and the report are still built and the next call retries it.
-It also stops a training process that outlives the job's runtime, before the scheduler does.
+It also stops a training process that outlives the job's runtime, before the scheduler does,
+and a training process never outlives its supervisor (killed with -9, the trainer would go on
+as an orphan beside the next timed job).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -32,20 +36,59 @@ def _tail(path: str, lines: int = TAIL_LINES) -> list[str]:
         return []
 
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# `-P`: the working folder is not put on sys.path, so a random.py there is never imported.
+TRAINER = [sys.executable, "-P", "-c", "import sys; from mnistbench.train import main; main(sys.argv[1])"]
+
+
+def signal_name(number: int) -> str:
+    """SIGKILL, SIGRTMIN+6, ...: any signal number, named where Python can name it."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+        return "unnamed"
+
+
 def _how_it_ended(returncode: int, timed_out: bool, runtime_s: float | None) -> str:
     if timed_out:
-        return f"stopped after its runtime of {runtime_s:.0f} s (train.runtime), before the scheduler's limit"
+        return f"stopped at its time limit of {runtime_s:.0f} s, a minute before the scheduler's"
     if returncode < 0:
-        return f"killed by signal {-returncode} ({signal.Signals(-returncode).name})"
+        return f"killed by signal {-returncode} ({signal_name(-returncode)})"
     return f"exited with status {returncode} without recording the run"
 
 
-def train_supervised(spec: dict, runtime_s: float | None = None) -> dict | None:
+def _die_with_parent(parent: int):
+    """For the child, between fork and exec: the kernel sends it SIGKILL when its parent dies
+    (Linux); if the parent died already, it goes at once."""
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    except (OSError, AttributeError):
+        return None  # not Linux: the supervisor's SIGTERM handler is all there is
+
+    def arrange() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arrange
+
+
+def time_limit_s(runtime_minutes: float) -> float:
+    """Seconds after which the supervisor stops its training process and records it as crashed:
+    a minute before the scheduler would end the whole job (its `runtime` resource, whatever set
+    it) and lose its outputs."""
+    return max(60.0, runtime_minutes * 60 - 60)
+
+
+def train_supervised(spec: dict) -> dict | None:
     """Run the training process of `spec` (see train.main); record a crash if it ends without
     its metrics. Returns the crash's metrics, or None when the run recorded itself."""
+    runtime_s = spec.get("time_limit_s")
     started_unix, load_at_start = time.time(), machine.load_sample()
-    command = [sys.executable, "-c", "import sys; from mnistbench.train import main; main(sys.argv[1])"]
-    child = subprocess.Popen([*command, json.dumps(spec)])
+    child = subprocess.Popen([*TRAINER, json.dumps(spec)], preexec_fn=_die_with_parent(os.getpid()))
     # A SIGTERM to this supervisor (a scheduler's time limit, a user's kill) reaches the trainer.
     signal.signal(signal.SIGTERM, lambda *_: child.terminate())
     timed_out = False
@@ -66,7 +109,9 @@ def train_supervised(spec: dict, runtime_s: float | None = None) -> dict | None:
     with open(spec["log"], "a") as log_file:
         print(f"training process {how}; recorded as crashed", file=log_file)
     outcome = Outcome(
-        "crashed", error=f"training process {how}", facts={"log_tail": tail, "exit_status": child.returncode}
+        "crashed",
+        error=f"training process {how}",
+        facts={"log_tail": tail, "exit_status": child.returncode, "time_limit_s": runtime_s},
     )
     return write_outputs(
         Run(**spec["run"]),

@@ -29,6 +29,7 @@ from mnistbench.cpus import claim_cpus, usable_cpus
 from mnistbench.dataset import N_CLASSES
 from mnistbench.files import atomic_write, save_npz, write_csv, write_json
 from mnistbench.grid import Run
+from mnistbench.locks import TOKEN_VARIABLE
 from mnistbench.prepare import load_prepared
 from mnistbench.stopwatch import Stopwatch, benchmark_block
 
@@ -93,13 +94,18 @@ def configure_runtime(backend: str, threads: int) -> None:
         os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
 
 
-def start_training_process(backend: str, threads: int, pin_cpus: bool = True) -> None:
+def start_training_process(backend: str, threads: int, pin_cpus: bool = True) -> dict:
     """All that a training process fixes before Keras is first imported: its CPUs, the
-    backend and thread pools (threads inherit both), and the imports it keeps out."""
+    backend and thread pools (threads inherit both), and the imports it keeps out. Returns
+    how it was pinned, for metrics.json."""
     if pin_cpus:
-        claim_cpus(threads)
+        pinning = claim_cpus(threads)
+        facts = {"pinned": pinning.pinned, "why_unpinned": pinning.why_unpinned}
+    else:
+        facts = {"pinned": False, "why_unpinned": "train.pin_cpus is false"}
     configure_runtime(backend, threads)
     skip_unused_imports(backend)
+    return facts
 
 
 FRAMEWORKS = ("tensorflow", "jax", "torch")
@@ -397,7 +403,14 @@ def _peak_rss_mb() -> float:
 
 
 def run_and_record(
-    run: Run, name: str, data_path, outputs: dict, threads: int, options: dict, repeat: int = 1
+    run: Run,
+    name: str,
+    data_path,
+    outputs: dict,
+    threads: int,
+    options: dict,
+    repeat: int = 1,
+    facts: dict | None = None,
 ) -> dict:
     """Train one run and write all its outputs; metrics.json goes last, so it marks completion.
 
@@ -413,7 +426,7 @@ def run_and_record(
     except Exception as error:
         log.error("run %s failed: %s\n%s", name, error, traceback.format_exc())
         outcome = Outcome("failed", error=f"{type(error).__name__}: {error}")
-    outcome.facts["peak_rss_mb"] = _peak_rss_mb()
+    outcome.facts.update(facts or {}, peak_rss_mb=_peak_rss_mb())
     log.info("run %s: %s, test accuracy %s", name, outcome.status, outcome.test and outcome.test.accuracy)
     status = "ok" if outcome.status == "ok" else "failed"
     append_to_log(benchmark_block(watch, name, machine.stopwatch_attributes(), status))
@@ -439,6 +452,7 @@ def write_outputs(
     metrics = {
         "run": name,
         "repeat": repeat,
+        "call": os.environ.get(TOKEN_VARIABLE),  # which snakemake call trained it (mnistbench.locks)
         "status": outcome.status,
         **({"error": outcome.error} if outcome.error else {}),
         **({"test_accuracy": outcome.test.accuracy, "test_loss": outcome.test.loss} if outcome.test else {}),
@@ -467,8 +481,18 @@ def main(spec_json: str) -> None:
     """The training process that mnistbench.supervise starts: one run, as a job of its own."""
     spec = json.loads(spec_json)
     run = Run(**spec["run"])
-    start_training_process(run.backend, spec["threads"], spec["options"]["pin_cpus"])
+    facts = start_training_process(run.backend, spec["threads"], spec["options"]["pin_cpus"])
     setup_logging(spec["log"], framework_log=spec["framework_log"])
+    if facts["why_unpinned"]:
+        log.warning("running unpinned: %s", facts["why_unpinned"])
+    facts["time_limit_s"] = spec.get("time_limit_s")
     run_and_record(
-        run, spec["name"], spec["data"], spec["outputs"], spec["threads"], spec["options"], spec["repeat"]
+        run,
+        spec["name"],
+        spec["data"],
+        spec["outputs"],
+        spec["threads"],
+        spec["options"],
+        spec["repeat"],
+        facts,
     )

@@ -1,9 +1,17 @@
 import os
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from snakemake.logging import logger
+
 from mnistbench import compare, grid, locks, prepare, sources, summary
+
+# Only the main snakemake plans: it checks what lies outside the workflow (a local_path on the
+# login node, a baseline), settles the folder's locks and forgets runs to retrain. Its jobs,
+# local or on a cluster node, parse this file again and must do none of it.
+PLANNING = workflow.is_main_process
 
 try:
     validate(config, "../schemas/config.schema.yaml")
@@ -14,19 +22,32 @@ except WorkflowError as error:
     raise WorkflowError(grid.describe_validation_error(error.__context__)) from None
 
 try:
-    grid.check_config(config)
-    if config["compare"]["baseline"]:
-        BASELINE = compare.check_baseline(config["compare"]["baseline"])
+    grid.check_finite(config)
+    if PLANNING:
+        grid.check_local_paths(config)
+        if config["compare"]["baseline"]:
+            compare.check_baseline(config["compare"]["baseline"])
 except (grid.ConfigError, compare.BaselineError) as error:
     raise WorkflowError(str(error)) from None
 
 # {job name: Measurement (a run's settings and its repeat)}, {job name: its experiments}
 RUNS, EXPERIMENTS = grid.expand(config)
 
-# A snakemake killed hard leaves its lock behind; clear it when its holder is provably gone, so
-# that simply running again resumes (mnistbench/locks.py). Cluster jobs never touch the lock.
-if not workflow.remote_exec:
-    locks.clear_stale_locks(os.getcwd())
+# Every process of this call inherits its token (mnistbench/locks.py).
+CALL = locks.call_token() if PLANNING else os.environ.get(locks.TOKEN_VARIABLE)
+if PLANNING:
+    # A snakemake killed hard leaves its lock behind: it goes when nothing of its call runs any
+    # more, so that simply running again resumes; otherwise it stays, and we say who holds it.
+    # `snakemake --unlock` is the user's word that nothing runs: forget the records too.
+    for line in locks.settle_locks(os.getcwd(), CALL, unlocking="--unlock" in sys.argv):
+        logger.warning(line)
+    # Runs that did not end ok in a call that is over train again (normally that call's end
+    # forgets them; a call killed hard cannot).
+    summary.forget_runs(
+        summary.unfinished_runs(sorted(RUNS), "results/runs", locks.call_is_over),
+        "results/runs",
+        "results/summary/runs.csv",
+    )
 
 
 # train.isolate: every training job takes the one "timed_training" slot, so that timed jobs never
@@ -58,27 +79,43 @@ def final_targets():
     return targets
 
 
-def baseline_tables():
-    """The baseline's summary tables, inputs of rule compare (none when nothing is compared)."""
-    if not config["compare"]["baseline"]:
-        return []
-    return [str(path.resolve()) for path in BASELINE.values() if path.is_file()]
+def baseline_tables(wildcards):
+    """The baseline's summary tables, inputs of rule compare (checked at the start)."""
+    files = compare.baseline_files(config["compare"]["baseline"])
+    return [str(path.resolve()) for path in files.values() if path.is_file()]
 
 
-def failed_runs(runs_csv, log_path):
-    """The failed runs of runs.csv, written to the log of rule all."""
-    failed = summary.failed_runs(runs_csv)
-    with open(log_path, "w") as log:
-        print(f"{len(RUNS)} runs, failed: {', '.join(failed) or 'none'}", file=log)
-    return failed
+def start_call():
+    """onstart: record who holds the lock and what it locked (not with --nolock: it holds none)."""
+    if not workflow.execution_settings.lock:
+        return
+    locked = {
+        "input": sorted(set(map(str, workflow.persistence.all_inputfiles()))),
+        "output": sorted(set(map(str, workflow.persistence.all_outputfiles()))),
+    }
+    executor = "local" if workflow.local_exec else workflow.executor_plugin.name
+    locks.record_holder(os.getcwd(), CALL, locked, executor)
 
 
-def fail_for(failed):
-    """Fail the workflow, after the report is built, naming the failed runs."""
-    raise WorkflowError(
-        f"{len(failed)} of {len(RUNS)} runs failed ({', '.join(failed)}); the report shows "
-        "them, results/runs/<run>/train.log says why, and the next call retries them."
-    )
+def is_this_call(call):
+    return call == CALL
+
+
+def end_call(succeeded):
+    """onsuccess, onerror: forget the runs this call trained that did not end ok, so that the
+    next call trains them again, and fail naming them, whatever targets the call was given.
+    """
+    unfinished = summary.unfinished_runs(sorted(RUNS), "results/runs", is_this_call)
+    summary.forget_runs(unfinished, "results/runs", "results/summary/runs.csv")
+    if unfinished:
+        message = (
+            f"{len(unfinished)} of {len(RUNS)} runs did not end ok ({', '.join(unfinished)}); "
+            "the report shows them, results/runs/<run>/train.log says why, and the next call "
+            "retries them."
+        )
+        logger.error(message)
+        if succeeded:
+            raise WorkflowError(message)
 
 
 def lesson_run():
@@ -128,6 +165,12 @@ def dataset_provenance():
     return expand("resources/{dataset}.json", dataset=grid.datasets_used(RUNS))
 
 
+def download_inputs(wildcards):
+    """A local copy is an input: replacing it makes the dataset fetched again."""
+    path = config["data"][wildcards.dataset]["local_path"]
+    return [path] if path else []
+
+
 def download_sources(wildcards):
     data = config["data"][wildcards.dataset]
     return sources.sources_for(wildcards.dataset, data["local_path"], data["mirrors"])
@@ -160,13 +203,6 @@ def train_runtime(wildcards):
     run = RUNS[wildcards.run].run
     per_epoch = 3 if run.model == "cnn" else 1
     return 10 + run.epochs * per_epoch
-
-
-def train_time_limit(wildcards):
-    """Seconds after which the job's supervisor stops its training process and records it as
-    crashed: a minute before the scheduler would end the whole job and lose its outputs.
-    """
-    return max(60, train_runtime(wildcards) * 60 - 60)
 
 
 def train_priority(wildcards):

@@ -1,4 +1,6 @@
 rule download:
+    input:
+        download_inputs,
     output:
         npz=report(
             "resources/{dataset}.npz",

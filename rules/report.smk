@@ -53,7 +53,7 @@ rule compare:
     input:
         runs="results/summary/runs.csv",
         machine="results/summary/machine.csv",
-        baseline=baseline_tables(),
+        baseline=baseline_tables,
         code=repo_file("mnistbench/compare.py"),
     output:
         table=report(

@@ -28,7 +28,6 @@ rule train:
         run=run_settings,
         repeat=run_repeat,
         options=train_options,
-        runtime_s=train_time_limit,
     script:
         "../scripts/train.py"
 

@@ -1,4 +1,4 @@
-from mnistbench.supervise import train_supervised
+from mnistbench.supervise import time_limit_s, train_supervised
 
 train_supervised(
     {
@@ -11,6 +11,7 @@ train_supervised(
         "options": snakemake.params.options,
         "log": snakemake.log.train,
         "framework_log": snakemake.log.framework,
-    },
-    runtime_s=snakemake.params.runtime_s,
+        # The job's actual runtime, also when --set-resources or a profile changed it.
+        "time_limit_s": time_limit_s(snakemake.resources.runtime),
+    }
 )

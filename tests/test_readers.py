@@ -134,3 +134,52 @@ def test_standardize_refuses_images_without_variance(arrays):
 
     with pytest.raises(DataError, match="standardize needs images that vary"):
         statistics(arrays["x_train"] * 0, "standardize")
+
+
+def idx_bytes(ndim, sizes=None, payload=b"\0"):
+    """An IDX file's bytes with `ndim` dimensions (each of size 1 unless `sizes` says otherwise)."""
+    sizes = sizes if sizes is not None else [1] * ndim
+    return bytes([0, 0, 0x08, ndim]) + b"".join(size.to_bytes(4, "big") for size in sizes) + payload
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_with_255_dimensions_is_a_data_error_naming_the_file(tmp_path, compress):
+    # A header and data that agree: before, numpy's reshape refused 255 dimensions with a ValueError.
+    path = tmp_path / ("many-dims.gz" if compress else "many-dims")
+    content = idx_bytes(255)
+    path.write_bytes(gzip.compress(content) if compress else content)
+    with pytest.raises(DataError, match=r"many-dims(\.gz)?: IDX with 255 dimensions; MNIST's have 1 or 3"):
+        readers.read_idx(path)
+
+
+def test_every_idx_header_but_mnists_is_a_data_error(tmp_path):
+    path = tmp_path / "header"
+    for ndim in range(256):
+        path.write_bytes(idx_bytes(ndim))
+        if ndim in (1, 3):
+            assert readers.read_idx(path).shape == (1,) * ndim
+        else:
+            with pytest.raises(DataError, match=f"IDX with {ndim} dimensions"):
+                readers.read_idx(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\0\0",
+        b"\0\0\x08",  # no dimension count
+        b"\1\0\x08\1" + idx_bytes(1)[4:],  # bad magic
+        b"\0\0\x0d\1" + idx_bytes(1)[4:],  # floats
+        idx_bytes(3, [1, 1])[:-1],  # a size cut short
+        idx_bytes(3, [2**32 - 1] * 3),  # sizes far beyond the data
+        idx_bytes(3, [0, 28, 28], b"\0"),  # a byte more than the header says
+    ],
+)
+def test_malformed_idx_headers_are_data_errors_naming_the_file(tmp_path, content):
+    path = tmp_path / "damaged-idx"
+    for written in (content, gzip.compress(content)):
+        path.write_bytes(written)
+        with pytest.raises(DataError) as error:
+            readers.read_idx(path)
+        assert str(error.value).startswith(f"{path}: ")
