@@ -229,7 +229,9 @@ def _restore(workdir, record: dict, present: set[tuple[str, frozenset[str]]]) ->
                 break
             except FileExistsError:
                 continue
-        log.warning("restored the %s lock of %s (another call's end had removed it)", kind, record["token"])
+        log.warning(
+            "restored the %s lock of snakemake pid %s (another call's end had removed it)", kind, record["pid"]
+        )
 
 
 def settle_locks(workdir, own_token: str | None = None, unlocking: bool = False) -> list[str]:

@@ -193,18 +193,27 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).replace({"-": None})
 
 
-def unfinished_runs(names, runs_dir, belongs) -> list[str]:
-    """The runs among `names` whose metrics.json says they did not end ok (failed, crashed,
-    diverged) and whose call (the token of the snakemake call that trained them) `belongs`."""
-    unfinished = []
+# A failed or crashed run trains again at the next call; a diverged one is a result (the same
+# settings diverge again), kept.
+RETRIED = ("failed", "crashed")
+
+
+def runs_not_ok(names, runs_dir, belongs) -> dict[str, str]:
+    """{run: status} for the runs among `names` whose metrics.json says they did not end ok,
+    and whose call (the token of the snakemake call that trained them) `belongs`."""
+    found = {}
     for name in names:
         try:
             metrics = json.loads(Path(runs_dir, name, "metrics.json").read_text())
         except (OSError, ValueError):
             continue
         if isinstance(metrics, dict) and metrics.get("status") != "ok" and belongs(metrics.get("call")):
-            unfinished.append(name)
-    return unfinished
+            found[name] = str(metrics.get("status"))
+    return found
+
+
+def to_retry(statuses: dict[str, str]) -> list[str]:
+    return [name for name, status in statuses.items() if status in RETRIED]
 
 
 def forget_runs(runs: list[str], runs_dir, runs_csv) -> None:

@@ -44,7 +44,9 @@ if PLANNING:
     # Runs that did not end ok in a call that is over train again (normally that call's end
     # forgets them; a call killed hard cannot).
     summary.forget_runs(
-        summary.unfinished_runs(sorted(RUNS), "results/runs", locks.call_is_over),
+        summary.to_retry(
+            summary.runs_not_ok(sorted(RUNS), "results/runs", locks.call_is_over)
+        ),
         "results/runs",
         "results/summary/runs.csv",
     )
@@ -102,16 +104,19 @@ def is_this_call(call):
 
 
 def end_call(succeeded):
-    """onsuccess, onerror: forget the runs this call trained that did not end ok, so that the
-    next call trains them again, and fail naming them, whatever targets the call was given.
-    """
-    unfinished = summary.unfinished_runs(sorted(RUNS), "results/runs", is_this_call)
-    summary.forget_runs(unfinished, "results/runs", "results/summary/runs.csv")
-    if unfinished:
+    """onsuccess, onerror: forget the runs this call trained that failed or crashed, so that the
+    next call trains them again, and fail naming every run it trained that did not end ok,
+    whatever targets the call was given."""
+    not_ok = summary.runs_not_ok(sorted(RUNS), "results/runs", is_this_call)
+    summary.forget_runs(
+        summary.to_retry(not_ok), "results/runs", "results/summary/runs.csv"
+    )
+    if not_ok:
+        named = "; ".join(f"{run}: {status}" for run, status in not_ok.items())
         message = (
-            f"{len(unfinished)} of {len(RUNS)} runs did not end ok ({', '.join(unfinished)}); "
-            "the report shows them, results/runs/<run>/train.log says why, and the next call "
-            "retries them."
+            f"{len(not_ok)} of {len(RUNS)} runs did not end ok ({named}); the report shows them, "
+            "results/runs/<run>/train.log says why, and the next call retries the failed and "
+            "crashed ones."
         )
         logger.error(message)
         if succeeded:

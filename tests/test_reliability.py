@@ -248,7 +248,7 @@ def test_a_training_process_killed_as_the_oom_killer_does_is_recorded_as_crashed
     victim.send_signal(signal.SIGKILL)
     output, _ = process.communicate(timeout=600)
 
-    assert process.returncode != 0 and f"1 of 2 runs failed ({killed})" in output, output[-3000:]
+    assert process.returncode != 0 and f"1 of 2 runs did not end ok ({killed}: crashed)" in output, output[-3000:]
     runs = pd.read_csv(tmp_path / "results/summary/runs.csv").set_index("run")
     assert runs.loc[killed, "status"] == "crashed" and "SIGKILL" in runs.loc[killed, "error"]
     assert (runs["status"] == "ok").sum() == 1

@@ -44,7 +44,8 @@ def test_failed_run_is_reported_and_the_exit_status_says_so(built):
     work, config, result, damaged = built
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert re.search(rf"1 of 6 runs failed \({FAILING}\)", output), output[-3000:]
+    assert re.search(rf"2 of 6 runs did not end ok \(.*{FAILING}: failed", output), output[-3000:]
+    assert re.search(r"did not end ok \(.*-lr1000\.0_\S+: diverged", output), output[-3000:]
     runs = pd.read_csv(work / "results/summary/runs.csv")
     statuses = dict(zip(runs["run"], runs["status"], strict=True))
     assert statuses[FAILING] == "failed"

@@ -72,7 +72,7 @@ def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
-    assert f"1 of 5 runs failed ({FAILING})" in output
+    assert f"1 of 5 runs did not end ok ({FAILING}: failed)" in output
 
     runs = pd.read_csv(checkout / "results/summary/runs.csv")
     assert runs.set_index("run")["status"].to_dict() == {
