@@ -12,6 +12,9 @@ import base64
 import html
 import io
 import logging
+import os
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -32,37 +35,134 @@ class BaselineError(ValueError):
     """A baseline that cannot be compared, phrased as one line."""
 
 
+# A baseline is someone else's folder: its tables are read only when they are regular files of
+# a sane size. A runs table takes a few hundred bytes a run, so 64 MiB is far beyond any grid,
+# while a wrong or hostile file is refused from its size alone, before any of it is read.
+MAX_TABLE_BYTES = 64 * 2**20
+# Columns that must hold numbers or nothing: the metrics compared and the numeric settings.
+NUMERIC = (*METRICS, "repeat", "hidden_units", "learning_rate", "batch_size", "epochs", "seed")
+KEY = "config key 'compare.baseline'"
+LINK = "is a symbolic link; a baseline must hold regular files only"
+
+
+def _refusal(path, reason: str) -> BaselineError:
+    return BaselineError(f"{KEY}: {path} {reason}")
+
+
 def baseline_files(path) -> dict[str, Path]:
     """The summary tables of a result set: PATH is a `results/` folder or its `summary/`."""
     path = Path(path)
     if not path.exists():
-        raise BaselineError(f"config key 'compare.baseline': {path} does not exist")
+        raise _refusal(path, "does not exist")
     for folder in (path / "summary", path):
-        if (folder / "runs.csv").is_file():
+        if os.path.lexists(folder / "runs.csv"):  # a link too: read_table refuses it by name
             return {"runs": folder / "runs.csv", "machine": folder / "machine.csv"}
-    raise BaselineError(
-        f"config key 'compare.baseline': {path} holds no runs (no summary/runs.csv or runs.csv)"
-    )
+    raise _refusal(path, "holds no runs (no summary/runs.csv or runs.csv)")
+
+
+def _open_below(root: Path, path: Path) -> int | None:
+    """A descriptor of PATH, None when it is absent. Each step below ROOT is opened relative to the
+    last one without following links, so that none can be swapped for a link between check and use."""
+    parts, descriptors, step = path.relative_to(root).parts, [], root
+    try:
+        descriptors.append(os.open(root, os.O_RDONLY | os.O_DIRECTORY))
+        for depth, name in enumerate(parts, start=1):
+            step = root.joinpath(*parts[:depth])
+            # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat refuses it next.
+            kind = os.O_NONBLOCK if depth == len(parts) else os.O_DIRECTORY
+            descriptors.append(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | kind, dir_fd=descriptors[-1]))
+        return descriptors.pop()
+    except FileNotFoundError:
+        return None
+    except OSError as error:  # a link fails with ELOOP, or ENOTDIR for a folder: say which it was
+        link = step != root and os.path.islink(step)
+        raise _refusal(step, LINK if link else f"cannot be opened ({error.strerror})") from None
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)
+
+
+def _read_capped(path: Path, descriptor: int) -> bytes:
+    try:
+        info, data = os.fstat(descriptor), b""
+        if not stat.S_ISREG(info.st_mode):
+            raise _refusal(path, "is not a regular file; a baseline must hold regular files only")
+        if info.st_size <= MAX_TABLE_BYTES:  # a huge file is refused without reading any of it
+            with os.fdopen(descriptor, "rb", closefd=False) as handle:
+                data = handle.read(MAX_TABLE_BYTES + 1)  # it may have grown since fstat
+    finally:
+        os.close(descriptor)
+    if max(info.st_size, len(data)) > MAX_TABLE_BYTES:
+        raise _refusal(
+            path, f"is larger than {MAX_TABLE_BYTES // 2**20} MiB, the most a baseline table may be"
+        )
+    return data
+
+
+def _parse(path: Path, data: bytes) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(io.BytesIO(data))
+    except pd.errors.EmptyDataError:
+        raise _refusal(path, "is empty, not a CSV table") from None
+    except pd.errors.ParserError as error:  # pandas names the line (the header is line 1)
+        reason = " ".join(str(error).split()).removeprefix("Error tokenizing data. C error: ")
+        raise _refusal(path, f"is not a CSV table ({reason})") from None
+    except UnicodeDecodeError as error:
+        raise _refusal(path, f"is not UTF-8 text (byte {error.start})") from None
+    if not isinstance(table.index, pd.RangeIndex):  # pandas made the first column the index
+        raise _refusal(path, "has more fields in every data row than in its header")
+    return table
+
+
+def _refuse_first(path: Path, values: pd.Series, bad: pd.Series, reason: str) -> None:
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        value = "" if pd.isna(values.iloc[row]) else str(values.iloc[row])[:40]
+        raise _refusal(path, f"data row {row + 1} (1-based), column {values.name!r}: {value!r} {reason}")
+
+
+def _check_values(path: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """TABLE with its numeric columns as numbers, once every value there is a number or empty."""
+    for column in (column for column in NUMERIC if column in table):
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        _refuse_first(path, table[column], numbers.isna() & table[column].notna(), "is not a number")
+        table[column] = numbers
+    if "status" in table:
+        status = table["status"]
+        number = pd.to_numeric(status, errors="coerce").notna()
+        _refuse_first(path, status, status.isna() | number, "is not a status (text such as ok)")
+    return table
+
+
+def read_table(root, path) -> pd.DataFrame | None:
+    """The CSV table PATH inside the baseline folder ROOT (None when absent), read only as a regular
+    file with no link at any level below ROOT, within MAX_TABLE_BYTES, every row checked."""
+    descriptor = _open_below(Path(root), Path(path))
+    return None if descriptor is None else _check_values(path, _parse(path, _read_capped(path, descriptor)))
+
+
+def read_baseline(path) -> dict[str, pd.DataFrame]:
+    """The baseline's runs and machine tables (machine empty when absent), checked whole."""
+    files = baseline_files(path)
+    runs = read_table(path, files["runs"])
+    if runs is None:  # gone since baseline_files looked
+        raise _refusal(files["runs"], "does not exist")
+    missing = [column for column in NEEDED if column not in runs.columns]
+    if missing:
+        raise _refusal(
+            files["runs"], f"was made by an incompatible version of the workflow (no column {missing[0]!r})"
+        )
+    if runs.empty:
+        raise _refusal(files["runs"], "holds no runs")
+    machine = read_table(path, files["machine"])
+    return {"runs": runs, "machine": pd.DataFrame() if machine is None else machine}
 
 
 def check_baseline(path) -> dict[str, Path]:
-    """The baseline's tables, once they are known to be comparable (BaselineError otherwise)."""
-    files = baseline_files(path)
-    try:
-        runs = pd.read_csv(files["runs"], nrows=5)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise BaselineError(
-            f"config key 'compare.baseline': {files['runs']} is not a runs table ({error})"
-        ) from None
-    missing = [column for column in NEEDED if column not in runs.columns]
-    if missing:
-        raise BaselineError(
-            f"config key 'compare.baseline': {files['runs']} was made by an incompatible version of the "
-            f"workflow (no column {missing[0]!r})"
-        )
-    if runs.empty:
-        raise BaselineError(f"config key 'compare.baseline': {files['runs']} holds no runs")
-    return files
+    """The baseline's tables, once all of them are read and known to be comparable (BaselineError
+    otherwise): this runs before any job, so that a bad baseline never costs a training."""
+    read_baseline(path)
+    return baseline_files(path)
 
 
 def _text(value) -> str:
@@ -131,8 +231,11 @@ def compare(runs: pd.DataFrame, baseline: pd.DataFrame, threshold: float = 1.1, 
             row[f"{metric}_median"] = np.median(new_values) if len(new_values) else np.nan
             row[f"{metric}_baseline_median"] = np.median(base_values) if len(base_values) else np.nan
             row[f"{metric}_ratio"] = row[f"{metric}_median"] / row[f"{metric}_baseline_median"]
-            if metric != "test_accuracy" and len(new_values) and len(base_values):
-                low, high = ratio_interval(new_values, base_values, confidence)
+            if metric != "test_accuracy":  # no interval without values on both sides
+                both_sides = len(new_values) and len(base_values)
+                low, high = (
+                    ratio_interval(new_values, base_values, confidence) if both_sides else (np.nan,) * 2
+                )
                 row[f"{metric}_ratio_low"], row[f"{metric}_ratio_high"] = low, high
         row["verdict"] = verdict(
             row["time_train_ratio"], row["time_train_ratio_low"], row["time_train_ratio_high"], threshold
@@ -215,21 +318,11 @@ def write_html(
             for _, r in table.iterrows()
         ]
     )
-    columns = [
-        "setting",
-        "verdict",
-        "n",
-        "n_baseline",
-        "time_train_baseline_median",
-        "time_train_median",
-        "time_train_ratio",
-        "time_train_ratio_low",
-        "time_train_ratio_high",
-        "time_epoch_steady_ratio",
-        "time_job_ratio",
-        "test_accuracy_baseline_median",
-        "test_accuracy_median",
-    ]
+    columns = (
+        "setting verdict n n_baseline time_train_baseline_median time_train_median time_train_ratio "
+        "time_train_ratio_low time_train_ratio_high time_epoch_steady_ratio time_job_ratio "
+        "test_accuracy_baseline_median test_accuracy_median"
+    ).split()
     ordered = pd.concat(
         [
             shown[shown["verdict"] != "geometric mean"].sort_values("time_train_ratio"),
@@ -268,13 +361,27 @@ Verdicts: {html.escape(", ".join(f"{v}: {n}" for v, n in counts.items()))}.</p>
     atomic_write(path, lambda temporary: Path(temporary).write_text(page))
 
 
+# OWASP's advice against CSV injection: a spreadsheet runs a cell that starts with one of these
+# as a formula (=HYPERLINK(...), =cmd|...), and a quote in front makes it plain text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(value):
+    """VALUE, quoted when a spreadsheet would run it; numbers, the placeholder "-" (missing) and
+    texts that are plain numbers ("-0.5") stay as they are."""
+    if not isinstance(value, str) or value == "-" or not value.startswith(FORMULA_STARTS):
+        return value
+    return value if PLAIN_NUMBER.fullmatch(value) else f"'{value}"
+
+
 def run(inputs: dict, outputs: dict, baseline_path, threshold: float, confidence: float) -> pd.DataFrame:
-    files = check_baseline(baseline_path)
-    runs, baseline = pd.read_csv(inputs["runs"]), pd.read_csv(files["runs"])
-    machine = pd.read_csv(inputs["machine"])
-    baseline_machine = pd.read_csv(files["machine"]) if files["machine"].is_file() else pd.DataFrame()
-    table = compare(runs, baseline, threshold, confidence)
-    write_csv(outputs["table"], table)
-    write_html(outputs["html"], table, runs, baseline, machine, baseline_machine, baseline_path, threshold)
+    baseline = read_baseline(baseline_path)
+    runs, machine = pd.read_csv(inputs["runs"]), pd.read_csv(inputs["machine"])
+    table = compare(runs, baseline["runs"], threshold, confidence)
+    write_csv(outputs["table"], table.map(spreadsheet_safe))
+    write_html(
+        outputs["html"], table, runs, baseline["runs"], machine, baseline["machine"], baseline_path, threshold
+    )
     log.info("compared with %s: %s", baseline_path, table["verdict"].value_counts().to_dict())
     return table

@@ -230,7 +230,9 @@ def _restore(workdir, record: dict, present: set[tuple[str, frozenset[str]]]) ->
             except FileExistsError:
                 continue
         log.warning(
-            "restored the %s lock of snakemake pid %s (another call's end had removed it)", kind, record["pid"]
+            "restored the %s lock of snakemake pid %s (another call's end had removed it)",
+            kind,
+            record["pid"],
         )
 
 

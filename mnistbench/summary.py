@@ -82,6 +82,7 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, expe
     row.update(
         threads=metrics.get("threads"),
         cpus=" ".join(map(str, metrics.get("cpus") or [])),
+        time_limit_s=metrics.get("time_limit_s"),
         pinned=metrics.get("pinned"),
         why_unpinned=metrics.get("why_unpinned"),
         device=metrics.get("device"),

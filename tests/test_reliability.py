@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from conftest import REPO, make_arrays, snakemake, snakemake_command
+from conftest import REPO, damage_prepared_data, make_arrays, snakemake, snakemake_command
 
 from mnistbench.files import save_npz
 
@@ -186,17 +186,45 @@ def test_targets_outside_results_and_resources_are_refused(tmp_path, formats, ta
     assert not os.path.exists("/tmp/escaped")
 
 
+def _in_train_phase(log):
+    return log.exists() and "epoch 1:" in log.read_text()
+
+
 @pytest.mark.slow
 def test_concurrent_jobs_overlap_without_oversubscribing(tmp_path, formats):
+    """With isolate false and two cores, two training jobs run at once, each on its own CPU.
+    A rendezvous makes their train phases overlap whatever this machine's speed: the first
+    trainer to reach its train phase is frozen until the second has reached its own."""
     config = with_data(
         {
-            "defaults": {"batch_size": 8, "hidden_units": 8, "epochs": 15},
+            "defaults": {"batch_size": 8, "hidden_units": 8, "epochs": 60},
             "experiments": {"two": {"model": ["softmax", "mlp"]}},
             "train": {"threads": 1, "isolate": False},
         },
         formats["npz"],
     )
-    snakemake(tmp_path, config, "--cores", "2")
+    command = snakemake_command(tmp_path, config, "--cores", "2")
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    logs = {run: tmp_path / "results/runs" / run / "train.log" for run in _RUN_NAMES}
+    deadline, frozen = time.monotonic() + 300, None
+    while time.monotonic() < deadline and not all(_in_train_phase(log) for log in logs.values()):
+        if frozen is None:
+            for run, log in logs.items():
+                if _in_train_phase(log):
+                    (frozen,) = [
+                        p for p in _descendants(process.pid) if f'"name": "{run}"' in p.cmdline()[-1]
+                    ]
+                    frozen.suspend()
+                    assert "epoch 60:" not in log.read_text(), "the first trainer ended before it was frozen"
+                    break
+        time.sleep(0.05)
+    assert frozen is not None and all(_in_train_phase(log) for log in logs.values()), "no rendezvous"
+    frozen.resume()
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+
     runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
     assert runs["overlap_seconds"].gt(0).all()  # recorded, and so marked in the report
     metrics = [json.loads(p.read_text()) for p in (tmp_path / "results/runs").glob("*/metrics.json")]
@@ -205,8 +233,58 @@ def test_concurrent_jobs_overlap_without_oversubscribing(tmp_path, formats):
     assert second["started_unix"] < first["finished_unix"], "the two training jobs did not run at once"
     assert all(m["threads"] == 1 and m["threads_used"] == 1 for m in metrics)
     if len(os.sched_getaffinity(0)) >= 2:  # each pinned to a CPU of its own
+        assert all(m["pinned"] for m in metrics)
         assert len(first["cpus"]) == len(second["cpus"]) == 1 and first["cpus"] != second["cpus"]
     assert not list(tmp_path.glob("**/.*.tmp*")) and not list(tmp_path.glob("**/*.keras.keras"))
+
+
+_RUN_NAMES = [
+    "mnist_softmax_adam-lrdefault_b8_e60_scale_s0_tf",
+    "mnist_mlp8-linear_adam-lrdefault_b8_e60_scale_s0_tf",
+]
+
+
+@pytest.mark.slow
+def test_a_grid_where_no_run_finishes_never_gets_stuck(tmp_path, formats):
+    """Every run fails (its prepared data is damaged): the tables keep their headers, the report
+    says no run finished and why each ended, the failed runs are forgotten whatever the targets,
+    every call that trained them fails naming them, and the next call trains them again."""
+    config = with_data(
+        {
+            "defaults": {"batch_size": 32, "hidden_units": 8},
+            "experiments": {"two": {"model": ["softmax", "mlp"]}},
+        },
+        formats["npz"],
+    )
+    damage_prepared_data(tmp_path, config, "mnist")
+    runs = tmp_path / "results/runs"
+    # Not the default target, and a runtime set on the command line.
+    first = snakemake(
+        tmp_path,
+        config,
+        "results/summary/runs.csv",
+        "--cores",
+        "2",
+        "--set-resources",
+        "train:runtime=3",
+        check=False,
+    )
+    output = first.stdout + first.stderr
+    assert first.returncode != 0 and "2 of 2 runs did not end ok" in output, output[-3000:]
+    table = pd.read_csv(tmp_path / "results/summary/runs.csv")
+    assert all(f"{name}: failed" in output for name in table["run"])
+    assert set(table["time_limit_s"]) == {120.0}  # the supervisor's limit follows the job's runtime
+    assert not list(runs.glob("*/metrics.json"))  # forgotten, so that the next call retries them
+    settings = pd.read_csv(tmp_path / "results/summary/settings.csv")
+    assert settings.empty and "time_train_median" in settings.columns
+
+    second = snakemake(tmp_path, config, "--cores", "2", check=False)
+    output = second.stdout + second.stderr
+    assert second.returncode != 0 and "2 of 2 runs did not end ok" in output, output[-3000:]
+    report = (tmp_path / "results/report.html").read_text()
+    assert "No run finished" in report and "unreadable prepared data" in report
+    plan = snakemake(tmp_path, config, "-n", "--quiet", "rules").stdout
+    assert re.search(r"^train\s+2$", plan, re.M), plan
 
 
 def _descendants(pid):
@@ -248,7 +326,9 @@ def test_a_training_process_killed_as_the_oom_killer_does_is_recorded_as_crashed
     victim.send_signal(signal.SIGKILL)
     output, _ = process.communicate(timeout=600)
 
-    assert process.returncode != 0 and f"1 of 2 runs did not end ok ({killed}: crashed)" in output, output[-3000:]
+    assert process.returncode != 0 and f"1 of 2 runs did not end ok ({killed}: crashed)" in output, output[
+        -3000:
+    ]
     runs = pd.read_csv(tmp_path / "results/summary/runs.csv").set_index("run")
     assert runs.loc[killed, "status"] == "crashed" and "SIGKILL" in runs.loc[killed, "error"]
     assert (runs["status"] == "ok").sum() == 1

@@ -6,10 +6,11 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import snakemake
+from conftest import make_arrays, snakemake
 
 from mnistbench import readers
 from mnistbench.dataset import content_digest
+from mnistbench.files import save_npz
 from mnistbench.prepare import load_prepared, normalized
 
 
@@ -140,3 +141,34 @@ def test_grid_trains_each_unique_run_once_and_only_new_ones_later(tmp_path, form
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "results/runs").glob("*/metrics.json")}
     assert {p: after[p] for p in before} == before
     assert len(after) == 5
+
+
+def test_a_new_file_at_local_path_is_fetched_again(tmp_path, formats, arrays):
+    local = tmp_path / "mine.npz"
+    local.write_bytes(formats["npz"].read_bytes())
+    config = {"experiments": {"one": [{"model": "softmax"}]}, "data": {"mnist": {"local_path": str(local)}}}
+    work = tmp_path / "work"
+    work.mkdir()
+    snakemake(work, config, "--cores", "1", "resources/mnist.npz")
+    assert "Nothing to be done" in snakemake(work, config, "-n", "resources/mnist.npz").stdout
+    save_npz(local, make_arrays(seed=8))  # a new file at the same path
+    plan = snakemake(work, config, "resources/mnist.npz", "-n", "--quiet", "rules").stdout
+    assert re.search(r"^download\s+1$", plan, re.M), plan
+
+
+def test_checks_of_the_login_nodes_disk_run_where_snakemake_plans_only(tmp_path):
+    """A cluster job parses the workflow again on its node, where the main call's local_path
+    and baseline need not exist: it must not check them (the main call did)."""
+    config = {
+        "experiments": {"one": [{"model": "softmax"}]},
+        "data": {"mnist": {"local_path": "/login-node/only/mnist.npz"}},
+        "compare": {"baseline": "/login-node/only/results"},
+    }
+    planning = snakemake(tmp_path, config, "-n", "resources/mnist.npz", check=False)
+    assert planning.returncode != 0
+    assert (
+        "config key 'data.mnist.local_path': /login-node/only/mnist.npz does not exist"
+        in planning.stdout + planning.stderr
+    )
+    remote = snakemake(tmp_path, config, "-n", "--mode", "remote", "resources/mnist.npz", check=False)
+    assert "does not exist" not in remote.stdout + remote.stderr, remote.stderr[-2000:]
