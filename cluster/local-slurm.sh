@@ -90,6 +90,7 @@ Waittime=0
 DefMemPerCPU=${def_mem}
 NodeName=${NODE} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} State=UNKNOWN
 PartitionName=debug Nodes=${NODE} Default=YES MaxTime=INFINITE State=UP
+PartitionName=batch Nodes=${NODE} Default=NO MaxTime=INFINITE State=UP
 CONF
   CONF_CHANGED=0
   if ! cmp -s "$new" "$CONF"; then install -D -m 0644 "$new" "$CONF"; CONF_CHANGED=1; fi

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from mnistbench.files import atomic_write, write_csv
-from mnistbench.grid import SETTINGS
+from mnistbench.grid import SETTINGS, Run
 
 log = logging.getLogger("mnistbench")
 
@@ -259,7 +259,14 @@ def compare(runs: pd.DataFrame, baseline: pd.DataFrame, threshold: float = 1.1, 
 def setting_label(row) -> str:
     network = row["model"] if row["model"] != "mlp" else f"mlp{row['hidden_units']}-{row['activation']}"
     training = f"{row['optimizer']} b{row['batch_size']} e{row['epochs']} s{row['seed']}"
-    return f"{row['dataset']} {network} {training} {row['backend']}"
+    # The hardware settings away from their defaults, so that no two settings read the same.
+    defaults = Run()
+    hardware = [
+        f"{key}={row[key]}"
+        for key in ("threads", "device", "precision", "jit_compile", "partition")
+        if key in row and _text(row[key]) not in (_text(getattr(defaults, key)), "-")
+    ]
+    return " ".join([row["dataset"], network, training, row["backend"], *hardware])
 
 
 def _ratio_plot(table: pd.DataFrame) -> str:

@@ -12,6 +12,10 @@ import jsonschema
 from mnistbench.dataset import FULL_SIZES
 
 BACKEND_TAGS = {"tensorflow": "tf", "jax": "jax", "torch": "torch"}
+PRECISION_TAGS = {"float32": "", "mixed_bfloat16": "bf16", "mixed_float16": "fp16"}
+JIT_TAGS = {"auto": "", True: "xla", False: "noxla"}
+# Keys of `train` that became run settings: a config that still uses one is told where it went.
+MOVED_TO_RUN = {"threads": "threads", "gpus": "device", "jit_compile": "jit_compile"}
 # Settings that only the mlp reads: for other models they are None, so they make no new run.
 MLP_ONLY = ("hidden_units", "activation")
 
@@ -39,6 +43,12 @@ class Run:
     normalize: str = "scale"
     seed: int = 0
     backend: str = "tensorflow"
+    # The hardware and runtime a run uses; at their defaults they add nothing to its name.
+    threads: int = 1
+    device: str = "cpu"
+    precision: str = "float32"
+    jit_compile: str | bool = "auto"
+    partition: str | None = None
 
     @classmethod
     def of(cls, settings: dict) -> Run:
@@ -70,8 +80,17 @@ class Run:
                 self.normalize,
                 f"s{self.seed}",
                 BACKEND_TAGS[self.backend],
+                *self._hardware_tags(),
             ]
         )
+
+    def _hardware_tags(self) -> list[str]:
+        """Only settings away from their defaults, so that adding these dimensions renamed (and
+        retrained) no existing result."""
+        tags = [f"t{self.threads}" if self.threads != 1 else "", "gpu" if self.device == "gpu" else ""]
+        tags += [PRECISION_TAGS[self.precision], JIT_TAGS[self.jit_compile]]
+        tags.append(f"p-{self.partition}" if self.partition else "")
+        return [tag for tag in tags if tag]
 
     def expected_train_seconds(self) -> float:
         """A rough estimate of the train phase, so that the longest runs start first.
@@ -122,6 +141,16 @@ def describe_validation_error(error: jsonschema.ValidationError) -> str:
 def check_finite(config: dict) -> None:
     """Numbers must be finite: JSON Schema lets NaN through every bound."""
     _check_finite(config, "")
+
+
+def check_moved_keys(config: dict) -> None:
+    """Keys of `train` that are run settings now: one line saying where each went."""
+    for old, new in MOVED_TO_RUN.items():
+        if old in config.get("train", {}):
+            raise ConfigError(
+                f"config key 'train.{old}' moved: it is the run setting '{new}' now; set it under "
+                f"`defaults` (defaults: {{{new}: ...}}) or sweep it in an experiment"
+            )
 
 
 def check_local_paths(config: dict) -> None:

@@ -28,7 +28,8 @@ def build_model(run, shift: float = 0.0, scale: float = 255.0) -> keras.Model:
         x = layers.Dropout(0.5)(x)
     else:
         raise ValueError(f"model: {run.model!r} is not one of softmax, mlp, cnn")
-    outputs = layers.Dense(N_CLASSES, activation="softmax")(x)
+    # float32 output whatever the dtype policy, as Keras advises for mixed precision.
+    outputs = layers.Dense(N_CLASSES, activation="softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=run.model)
 
 

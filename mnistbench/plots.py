@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from mnistbench.grid import SETTINGS
+from mnistbench.grid import PRECISION_TAGS, SETTINGS, Run
 from mnistbench.stopwatch import PHASES, phase_column
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -81,8 +81,31 @@ def seed_comparison(settings: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).drop(columns="experiment")
 
 
-def setting_label(table: pd.DataFrame) -> pd.Series:
-    """A short name of each row's setting: network, optimizer, batch, epochs, backend."""
+def hardware_label(table: pd.DataFrame, without: tuple[str, ...] = ()) -> pd.Series:
+    """Threads, device, precision, compiler and partition where they are not the defaults
+    (the same tags as in run names), so that two such settings are never shown as one."""
+    default = Run()
+    parts = []
+    for column, tag in (
+        ("threads", lambda v: f"t{int(v)}"),
+        ("device", str),
+        ("precision", lambda v: PRECISION_TAGS.get(v, str(v))),
+        ("jit_compile", lambda v: {"True": "xla", "False": "noxla"}.get(str(v), str(v))),
+        ("partition", lambda v: f"p-{v}"),
+    ):
+        if column in table and column not in without:
+            value = table[column]
+            shown = value.notna() & (value.astype(str) != str(getattr(default, column)))
+            parts.append(value.map(lambda v, tag=tag: tag(v) if pd.notna(v) else "").where(shown, ""))
+    if not parts:
+        return pd.Series("", index=table.index)
+    joined = pd.concat(parts, axis=1).apply(lambda row: " ".join(t for t in row if t), axis=1)
+    return joined.where(joined == "", " " + joined)
+
+
+def setting_label(table: pd.DataFrame, without: tuple[str, ...] = ()) -> pd.Series:
+    """A short name of each row's setting: network, optimizer, batch, epochs, backend, and the
+    hardware settings away from their defaults; `without` leaves columns out."""
     label = (
         model_label(table)
         + " "
@@ -92,7 +115,10 @@ def setting_label(table: pd.DataFrame) -> pd.Series:
         + " e"
         + table["epochs"].astype(str)
     )
-    return pd.Series(label, index=table.index) + " " + table["backend"].astype(str)
+    label = pd.Series(label, index=table.index)
+    if "backend" not in without:
+        label = label + " " + table["backend"].astype(str)
+    return label + hardware_label(table, without)
 
 
 def key_results(settings: pd.DataFrame) -> list[str]:
@@ -336,27 +362,60 @@ def seed_spread_plot(runs: pd.DataFrame):
 
 
 def backend_comparison(settings: pd.DataFrame) -> pd.DataFrame:
-    """Settings that ran on more than one Keras backend: per backend the train phase as median
-    [q1-q3] (n) and the accuracy, and each backend's ratio of medians to the first one."""
-    if settings.empty:
+    """Settings that ran on more than one Keras backend (see dimension_comparison)."""
+    return dimension_comparison(settings, "backend")
+
+
+HARDWARE_DIMENSIONS = ("threads", "device", "precision", "jit_compile")
+DIMENSION_ORDER = {
+    "backend": BACKEND_ORDER,
+    "device": {"cpu": 0, "gpu": 1},
+    "precision": {"float32": 0, "mixed_bfloat16": 1, "mixed_float16": 2},
+    "jit_compile": {"auto": 0, "False": 1, "True": 2},
+}
+
+
+def _order(dimension: str):
+    ranks = DIMENSION_ORDER.get(dimension)
+    if ranks is None:  # numbers: ascending
+        return lambda values: pd.to_numeric(values, errors="coerce")
+    return lambda values: values.astype(str).map(ranks)
+
+
+def dimension_comparison(settings: pd.DataFrame, dimension: str) -> pd.DataFrame:
+    """Settings that differ only in `dimension`: per value the train phase as median [q1-q3] (n)
+    and the accuracy, and each value's ratio of train-phase medians to the first (reference)
+    value; for threads also the speed-up and the parallel efficiency (speed-up / threads
+    ratio). Every other setting is held fixed: one row per combination of them."""
+    if settings.empty or dimension not in settings:
         return pd.DataFrame()
-    keys = [c for c in SETTINGS if c != "backend"]
+    keys = [c for c in SETTINGS if c != dimension]
     # Labels first: the "-" that stands for "does not apply" below is no number to format.
-    data = settings.assign(label=setting_label(settings)).fillna({k: "-" for k in keys})
+    data = settings.assign(label=setting_label(settings, without=(dimension,))).fillna({k: "-" for k in keys})
     rows = []
     for _, group in data.groupby(keys, sort=False):
-        if group["backend"].nunique() < 2:
+        if group[dimension].astype(str).nunique() < 2:
             continue
-        group = group.sort_values("backend", key=lambda b: b.map(BACKEND_ORDER.get))
+        group = group.sort_values(dimension, key=_order(dimension))
         first = group.iloc[0]
-        row = {"setting": group["label"].iloc[0].rsplit(" ", 1)[0]}
-        for _, backend in group.iterrows():
-            row[f"train ({backend['backend']})"] = spread(backend, "time_train")
-            row[f"startup ({backend['backend']})"] = spread(backend, "time_startup")
-            row[f"accuracy ({backend['backend']})"] = f"{backend['test_accuracy_median']:.2%}"
-        for _, backend in group.iloc[1:].iterrows():
-            ratio = backend["time_train_median"] / first["time_train_median"]
-            row[f"ratio {backend['backend']} / {first['backend']}"] = ratio
+        row = {"setting": group["label"].iloc[0]}
+        for _, value in group.iterrows():
+            name = value[dimension]
+            row[f"train ({dimension} {name})"] = spread(value, "time_train")
+            row[f"startup ({dimension} {name})"] = spread(value, "time_startup")
+            row[f"accuracy ({dimension} {name})"] = f"{value['test_accuracy_median']:.2%}"
+        for _, value in group.iloc[1:].iterrows():
+            ratio = value["time_train_median"] / first["time_train_median"]
+            row[f"ratio {value[dimension]} / {first[dimension]}"] = ratio
+            if dimension == "threads":
+                speedup = 1 / ratio
+                row[f"speed-up {value[dimension]} / {first[dimension]}"] = speedup
+                row[f"efficiency {value[dimension]}"] = speedup / (
+                    float(value[dimension]) / float(first[dimension])
+                )
+            else:
+                accuracy = value["test_accuracy_median"] - first["test_accuracy_median"]
+                row[f"accuracy change {value[dimension]} (pt)"] = round(100 * accuracy, 2)
         rows.append(row)
     return pd.DataFrame(rows)
 

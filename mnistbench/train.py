@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from mnistbench import append_to_log, machine, setup_logging
+from mnistbench import append_to_log, devices, machine, setup_logging
 from mnistbench.cpus import claim_cpus, usable_cpus
 from mnistbench.dataset import N_CLASSES
 from mnistbench.files import atomic_write, save_npz, write_csv, write_json
@@ -355,15 +355,18 @@ def predict_test_set(keras, model, data: Data) -> Tested:
 def train_run(run: Run, data_path, threads: int, options: dict, watch: Stopwatch) -> Outcome:
     """Train and test one run; fills `watch` with the phase timings."""
     keras = start_keras(run.backend, threads)
+    if run.device == "gpu":
+        devices.require_gpu(keras)  # fails the run at once, in one line, where there is none
+    keras.mixed_precision.set_global_policy(run.precision)
     deterministic = seed_everything(keras, run.seed)
     watch.record("startup", time.time() - psutil.Process().create_time(), psutil.Process().create_time())
 
     with watch.time("data-load"):
         data = load_data(data_path)
-    fast = choose_fast_path(run, len(data.x_train), options["steps_per_execution"], options["jit_compile"])
+    fast = choose_fast_path(run, len(data.x_train), options["steps_per_execution"], run.jit_compile)
     with watch.time("compile"):
         model = build_and_compile(run, data, fast)
-    with watch.time("train"):
+    with devices.GpuSampler() as sampler, watch.time("train"):
         history = fit(keras, model, run, data)
     with watch.time("test"):
         tested = predict_test_set(keras, model, data)
@@ -377,7 +380,11 @@ def train_run(run: Run, data_path, threads: int, options: dict, watch: Stopwatch
         "threads_used": _threads_used(keras, threads),
         "backend": keras.backend.backend(),
         "frameworks_loaded": frameworks_loaded(),
+        "dtype_policy": keras.config.dtype_policy().name,
         **fast,
+        **devices.gpu_facts(keras),
+        "peak_gpu_memory_mb": devices.peak_gpu_memory_mb(keras),
+        **sampler.summary(),
     }
     return Outcome("ok" if finite else "diverged", model, history, tested, facts)
 
@@ -481,11 +488,17 @@ def main(spec_json: str) -> None:
     """The training process that mnistbench.supervise starts: one run, as a job of its own."""
     spec = json.loads(spec_json)
     run = Run(**spec["run"])
+    if run.device == "cpu":
+        devices.hide_gpus(run.backend)  # before the framework starts: a CPU run is a CPU run
     facts = start_training_process(run.backend, spec["threads"], spec["options"]["pin_cpus"])
     setup_logging(spec["log"], framework_log=spec["framework_log"])
     if facts["why_unpinned"]:
         log.warning("running unpinned: %s", facts["why_unpinned"])
-    facts["time_limit_s"] = spec.get("time_limit_s")
+    facts.update(
+        time_limit_s=spec.get("time_limit_s"),
+        slurm_partition=os.environ.get("SLURM_JOB_PARTITION"),
+        **devices.cpu_facts(),
+    )
     run_and_record(
         run,
         spec["name"],

@@ -23,6 +23,7 @@ except WorkflowError as error:
 
 try:
     grid.check_finite(config)
+    grid.check_moved_keys(config)
     if PLANNING:
         grid.check_local_paths(config)
         if config["compare"]["baseline"]:
@@ -216,7 +217,26 @@ def train_priority(wildcards):
 
 
 def train_options(wildcards):
-    return {
-        key: config["train"][key]
-        for key in ("steps_per_execution", "jit_compile", "pin_cpus")
-    }
+    return {key: config["train"][key] for key in ("steps_per_execution", "pin_cpus")}
+
+
+def train_threads(wildcards):
+    return RUNS[wildcards.run].run.threads
+
+
+def train_gpus(wildcards):
+    """A gpu run asks for one: the SLURM executor turns it into a GPU request, and
+    `--resources gpu=N` bounds them on a workstation."""
+    return 1 if RUNS[wildcards.run].run.device == "gpu" else 0
+
+
+def train_partition(wildcards):
+    return RUNS[wildcards.run].run.partition
+
+
+def partition_resource():
+    """The SLURM partition as a resource of training jobs, only where the grid names one: a
+    rule's resource replaces the profile's default-resources, even where it is None."""
+    if any(job.run.partition for job in RUNS.values()):
+        return {"slurm_partition": train_partition}
+    return {}

@@ -41,7 +41,7 @@ rule lesson:
         "results/logs/lesson.log",
     conda:
         "../envs/mnistbench.yaml"
-    threads: config["train"]["threads"]
+    threads: lesson_run().threads
     params:
         notebook_parameters=lesson_parameters,
         show_code=True,

@@ -18,11 +18,12 @@ rule train:
     priority: train_priority
     conda:
         "../envs/mnistbench.yaml"
-    threads: config["train"]["threads"]
+    threads: train_threads
     resources:
+        **partition_resource(),
         mem_mb=train_mem_mb,
         runtime=train_runtime,
-        gpu=config["train"]["gpus"],
+        gpu=train_gpus,
         timed_training=1 if config["train"]["isolate"] else 0,
     params:
         run=run_settings,

@@ -125,3 +125,31 @@ def test_expected_train_time_orders_the_shipped_runs_as_measured():
     ]
     seconds = [run.expected_train_seconds() for run in runs]
     assert seconds == sorted(seconds, reverse=True) and len(set(seconds)) == len(seconds)
+
+
+def test_hardware_settings_at_their_defaults_keep_every_name():
+    lesson = Run.of({**DEFAULTS, "model": "mlp", "optimizer": "adam", "batch_size": 4, "epochs": 1})
+    assert lesson.name == "mnist_mlp64-linear_adam-lrdefault_b4_e1_scale_s0_tf"
+
+
+def test_every_hardware_setting_away_from_its_default_is_in_the_name():
+    sweep = {
+        "threads": [1, 4],
+        "device": ["cpu", "gpu"],
+        "precision": ["float32", "mixed_bfloat16", "mixed_float16"],
+        "jit_compile": ["auto", True, False],
+        "partition": [None, "batch"],
+    }
+    runs, _ = expand({"hw": sweep})
+    assert len(runs) == 2 * 2 * 3 * 3 * 2  # all distinct names
+    run = Run(threads=4, device="gpu", precision="mixed_float16", jit_compile=False, partition="batch")
+    assert run.name.endswith("_tf_t4_gpu_fp16_noxla_p-batch")
+    for name in runs:
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name), name
+
+
+def test_keys_moved_out_of_train_are_named_in_one_line():
+    for old, new in grid.MOVED_TO_RUN.items():
+        with pytest.raises(grid.ConfigError, match=rf"'train\.{old}' moved: it is the run setting '{new}'"):
+            grid.check_moved_keys({"train": {old: 1}})
+    grid.check_moved_keys({"train": {"isolate": True}})

@@ -199,7 +199,7 @@ def test_concurrent_jobs_overlap_without_oversubscribing(tmp_path, formats):
         {
             "defaults": {"batch_size": 8, "hidden_units": 8, "epochs": 60},
             "experiments": {"two": {"model": ["softmax", "mlp"]}},
-            "train": {"threads": 1, "isolate": False},
+            "train": {"isolate": False},
         },
         formats["npz"],
     )

@@ -51,7 +51,9 @@ def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
     config = {
         "defaults": {"batch_size": 32, "hidden_units": 8, "epochs": 1},
         "experiments": {
-            "small": {"model": ["softmax", "mlp"], "optimizer": ["adam", "sgd"]},
+            # Partition and threads as dimensions of the grid: debug is the cluster's default.
+            "small": {"model": ["softmax", "mlp"], "partition": ["debug", "batch"]},
+            "wide": [{"model": "softmax", "threads": 2, "partition": "batch"}],
             "damaged": [{"model": "mlp", "dataset": "fashion_mnist"}],
         },
         "data": {
@@ -72,7 +74,7 @@ def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
-    assert f"1 of 5 runs did not end ok ({FAILING}: failed)" in output
+    assert f"1 of 6 runs did not end ok ({FAILING}: failed)" in output
 
     runs = pd.read_csv(checkout / "results/summary/runs.csv")
     assert runs.set_index("run")["status"].to_dict() == {
@@ -85,9 +87,13 @@ def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
         if run == FAILING:  # removed so that the next call retries it
             assert not metrics_path.exists()
             continue
-        job_id = json.loads(metrics_path.read_text())["host"]["slurm_job_id"]
+        metrics = json.loads(metrics_path.read_text())
+        job_id = metrics["host"]["slurm_job_id"]
         assert job_id and job_id.isdigit()
         job_ids.add(job_id)
-    assert len(job_ids) == 4  # one SLURM job per training run
+        # Each job ran in the partition its run asked for (none: the default), on its threads.
+        assert metrics["slurm_partition"] == (metrics["params"]["partition"] or "debug"), run
+        assert len(metrics["cpus"]) == metrics["params"]["threads"] == metrics["threads"], run
+    assert len(job_ids) == 5  # one SLURM job per training run
     assert runs["slurm_job_id"].notna().all()
     assert (checkout / "results/report.html").stat().st_size > 10000

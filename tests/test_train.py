@@ -11,7 +11,7 @@ from mnistbench.grid import Run
 from mnistbench.stopwatch import PHASES
 
 RUN = Run(model="mlp", hidden_units=16, activation="relu", batch_size=32, epochs=2)
-OPTIONS = {"steps_per_execution": 0, "jit_compile": "auto"}
+OPTIONS = {"steps_per_execution": 0}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, data):
 
 def test_fast_path_gives_the_same_result_as_plain_fit(tmp_path, data):
     fast, _ = run(tmp_path, data, "fast")
-    plain, _ = run(tmp_path, data, "plain", options={"steps_per_execution": 1, "jit_compile": False})
+    plain, _ = run(tmp_path, data, "plain", options={"steps_per_execution": 1}, jit_compile=False)
     assert fast["steps_per_execution"] > 1 and plain["steps_per_execution"] == 1
     assert fast["test_accuracy"] == plain["test_accuracy"]
     assert fast["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-5)

@@ -93,7 +93,6 @@ GRID = {
         ],
         "sweep": {"model": ["softmax", "mlp"], "optimizer": ["adam"], "hidden_units": [16, 8]},
     },
-    "train": {"threads": 1},
 }
 
 
@@ -172,3 +171,49 @@ def test_checks_of_the_login_nodes_disk_run_where_snakemake_plans_only(tmp_path)
     )
     remote = snakemake(tmp_path, config, "-n", "--mode", "remote", "resources/mnist.npz", check=False)
     assert "does not exist" not in remote.stdout + remote.stderr, remote.stderr[-2000:]
+
+
+HARDWARE = {
+    "defaults": {"epochs": 2, "batch_size": 32, "hidden_units": 16, "model": "mlp"},
+    "experiments": {
+        "hardware": {
+            "threads": [1, 2],
+            "precision": ["float32", "mixed_bfloat16"],
+            "jit_compile": ["auto", True],
+        },
+        "gpu": [{"device": "gpu"}],
+    },
+}
+
+
+@pytest.mark.slow
+def test_hardware_dimensions_sweep_threads_precision_and_compiler(tmp_path, formats):
+    config = {**HARDWARE, "data": {"mnist": {"local_path": str(formats["npz"])}}}
+    result = snakemake(tmp_path, config, "--cores", "2", check=False)
+    output = result.stdout + result.stderr
+    gpu_run = "mnist_mlp16-linear_adam-lrdefault_b32_e2_scale_s0_tf_gpu"
+    assert result.returncode != 0 and f"1 of 9 runs did not end ok ({gpu_run}: failed)" in output, output[
+        -3000:
+    ]
+
+    runs = pd.read_csv(tmp_path / "results/summary/runs.csv").set_index("run")
+    assert runs.loc[gpu_run, "error"].startswith("NoGpuError: device gpu: TensorFlow sees no GPU")
+    assert "\n" not in runs.loc[gpu_run, "error"]
+    cpu = runs.drop(index=gpu_run)
+    assert len(cpu) == 8 and set(cpu["status"]) == {"ok"}
+    # The lesson's name scheme is kept: settings at their defaults add nothing to a name.
+    assert "mnist_mlp16-linear_adam-lrdefault_b32_e2_scale_s0_tf" in cpu.index
+    assert "mnist_mlp16-linear_adam-lrdefault_b32_e2_scale_s0_tf_t2_bf16_xla" in cpu.index
+    for name, row in cpu.iterrows():
+        metrics = json.loads((tmp_path / "results/runs" / name / "metrics.json").read_text())
+        assert len(metrics["cpus"]) == row["threads"] == metrics["threads_used"], name
+        assert metrics["dtype_policy"] == row["precision"] and metrics["device"] == "CPU"
+        assert metrics["jit_compile"] == (row["jit_compile"] == "True"), name
+    float32 = cpu[cpu["precision"] == "float32"].set_index(["threads", "jit_compile"])["test_accuracy"]
+    bf16 = cpu[cpu["precision"] == "mixed_bfloat16"].set_index(["threads", "jit_compile"])["test_accuracy"]
+    assert (float32 - bf16).abs().max() <= 0.01 + 1e-9  # within a point
+
+    report = (tmp_path / "results/report.html").read_text()
+    assert 'id="compare-threads"' in report and 'id="compare-precision"' in report
+    assert 'id="compare-jit_compile"' in report and "efficiency" in report
+    assert "t2 bf16 xla" in report  # labels name the settings that vary
