@@ -54,7 +54,7 @@ def measure(mode, backend, model, batch, epochs, threads, pinned=True):
     return Spread({phase: [run[phase] for run in runs] for phase in runs[0]})
 
 
-def measure_once(mode, backend, model, batch, epochs, threads, pinned):
+def measure_once(mode, backend, model, batch, epochs, threads, pinned, extra=()):
     command = [
         PYTHON,
         str(REPO / "bench/measure.py"),
@@ -66,6 +66,7 @@ def measure_once(mode, backend, model, batch, epochs, threads, pinned):
         str(PREPARED),
         str(threads),
         *([] if pinned else ["unpinned"]),
+        *extra,
     ]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])

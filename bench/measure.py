@@ -1,10 +1,11 @@
 """One training measurement in a fresh process (so that imports and thread pools start clean).
 
-python bench/measure.py MODE BACKEND MODEL BATCH EPOCHS DATA THREADS [unpinned]
+python bench/measure.py MODE BACKEND MODEL BATCH EPOCHS DATA THREADS [unpinned] [precision=P]
 MODE: workflow (the workflow's train phase, fast path), workflow-jit (the same with
 jit_compile forced on: XLA, or torch.compile on PyTorch) or plain (Keras fit() with its defaults).
 Both get the same CPU budget: pinned to THREADS CPUs as a training job is (train.pin_cpus),
-unless "unpinned" is given. Prints one JSON line of phase seconds.
+unless "unpinned" is given; precision=P sets the run's dtype policy (workflow modes). Prints
+one JSON line of phase seconds.
 """
 
 import json
@@ -19,18 +20,28 @@ from mnistbench.train import configure_runtime, start_training_process, train_ru
 
 mode, backend, model, batch_size, epochs, data_path, threads = sys.argv[1:8]
 batch_size, epochs, threads = int(batch_size), int(epochs), int(threads)
-pinned = sys.argv[8:] != ["unpinned"]
+pinned = "unpinned" not in sys.argv[8:]
+precision = next((a.split("=", 1)[1] for a in sys.argv[8:] if a.startswith("precision=")), "float32")
 if mode.startswith("workflow"):
     start_training_process(backend, threads, pinned)  # as the workflow's train jobs
 else:
     if pinned:
         claim_cpus(threads)
     configure_runtime(backend, threads)
-run = Run(model=model, batch_size=batch_size, epochs=epochs, backend=backend)  # the lesson's others
+jit = True if mode == "workflow-jit" else "auto"
+run = Run(  # the lesson's other settings
+    model=model,
+    batch_size=batch_size,
+    epochs=epochs,
+    backend=backend,
+    threads=threads,
+    precision=precision,
+    jit_compile=jit,
+)
 
 if mode.startswith("workflow"):
     watch = Stopwatch()
-    options = {"steps_per_execution": 0, "jit_compile": True if mode == "workflow-jit" else "auto"}
+    options = {"steps_per_execution": 0}
     outcome = train_run(run, data_path, threads, options, watch)
     print(json.dumps({**watch.seconds, "accuracy": outcome.test.accuracy}))
 else:
