@@ -39,9 +39,7 @@ def main() -> None:
     }
     base = spreads["threads 1, float32"]
     cpu = devices.cpu_facts()
-    print(
-        f"\nCPU: {cpu['cpu_model']}; low-precision flags: {cpu['cpu_flags_low_precision'] or 'none'}\n"
-    )
+    print(f"\nCPU: {cpu['cpu_model']}; low-precision flags: {cpu['cpu_flags_low_precision'] or 'none'}\n")
     print("| cnn, batch 128, 1 epoch (TensorFlow) | train phase | accuracy | against threads 1, float32 |")
     print("| --- | --- | --- | --- |")
     for label, threads, _ in SETTINGS:

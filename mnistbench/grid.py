@@ -63,6 +63,16 @@ class Run:
     def settings(self) -> dict:
         return asdict(self)
 
+    def params(self) -> dict:
+        """The settings a training job is given: the hardware ones only away from their
+        defaults, so that adding them changed no existing job's params (no retraining)."""
+        defaults = Run()
+        return {
+            name: value
+            for name, value in self.settings().items()
+            if name not in HARDWARE_SETTINGS or value != getattr(defaults, name)
+        }
+
     @property
     def name(self) -> str:
         """A readable, stable folder name made only of the run's settings."""
@@ -85,8 +95,8 @@ class Run:
         )
 
     def _hardware_tags(self) -> list[str]:
-        """Only settings away from their defaults, so that adding these dimensions renamed (and
-        retrained) no existing result."""
+        """Only settings away from their defaults, so that adding these dimensions renamed no
+        existing result."""
         tags = [f"t{self.threads}" if self.threads != 1 else "", "gpu" if self.device == "gpu" else ""]
         tags += [PRECISION_TAGS[self.precision], JIT_TAGS[self.jit_compile]]
         tags.append(f"p-{self.partition}" if self.partition else "")
@@ -104,6 +114,7 @@ class Run:
 
 
 SETTINGS = tuple(field.name for field in fields(Run))
+HARDWARE_SETTINGS = ("threads", "device", "precision", "jit_compile", "partition")
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,27 @@ def describe_validation_error(error: jsonschema.ValidationError) -> str:
 def check_finite(config: dict) -> None:
     """Numbers must be finite: JSON Schema lets NaN through every bound."""
     _check_finite(config, "")
+
+
+# Snakemake options of calls that only look (dry run, listings, graphs, reports): such a call
+# must change no result. Read from the command line, since the Snakefile is parsed before
+# Snakemake says which mode it runs in.
+LOOKING_OPTIONS = {
+    "--dry-run",
+    "--dryrun",
+    "--list",
+    "--summary",
+    "--detailed-summary",
+    "--dag",
+    "--rulegraph",
+}
+LOOKING_OPTIONS |= {"--filegraph", "--report", "--lint", "--list-changes", "--unlock", "--d3dag", "--lc"}
+
+
+def only_looking(arguments: list[str]) -> bool:
+    """Whether a snakemake command line only looks (-n, -np, --dry-run, --summary...)."""
+    short = [a for a in arguments if a.startswith("-") and not a.startswith("--")]
+    return any(a.split("=")[0] in LOOKING_OPTIONS for a in arguments) or any("n" in a[1:] for a in short)
 
 
 def check_moved_keys(config: dict) -> None:

@@ -67,9 +67,9 @@ def start_ticks(pid: int) -> int | None:
 
 
 def call_token() -> str:
-    """This call's token: a new one in the main snakemake, which its jobs then inherit."""
-    if not os.environ.get(TOKEN_VARIABLE):
-        os.environ[TOKEN_VARIABLE] = uuid.uuid4().hex
+    """A new token for this call (the main snakemake), which its jobs then inherit; never one
+    inherited from another call's process (a snakemake started from a job)."""
+    os.environ[TOKEN_VARIABLE] = uuid.uuid4().hex
     return os.environ[TOKEN_VARIABLE]
 
 
@@ -95,6 +95,32 @@ def record_holder(workdir, token: str, locked: dict[str, list[str]], executor: s
     write_json(_record_path(workdir, token), record)
 
 
+def forget_holder(workdir, token: str) -> None:
+    """Called when the call ends (its jobs are over, Snakemake releases its lock next)."""
+    _record_path(workdir, token).unlink(missing_ok=True)
+
+
+def conflicts(workdir, own_token: str, locked: dict[str, list[str]]) -> list[str]:
+    """Called once this call holds its lock: the calls that may still run whose locks overlap
+    ours by Snakemake's rule (their outputs against our inputs and outputs, their inputs against
+    our outputs). Their locks are written back first: another call's end may have removed them
+    after we planned."""
+    ours_in, ours_out = set(locked.get("input", [])), set(locked.get("output", []))
+    found = []
+    present = set(_lock_files(workdir).values())
+    for record in read_holders(workdir)[0]:
+        if record["token"] == own_token:
+            continue
+        why = why_it_may_run(record)
+        if why is None:
+            continue
+        _restore(workdir, record, present)
+        theirs_in, theirs_out = set(record["locks"].get("input", [])), set(record["locks"].get("output", []))
+        if theirs_out & (ours_in | ours_out) or theirs_in & ours_out:
+            found.append(f"{Path(workdir).resolve()} is locked by {why}; {UNLOCK_ADVICE}")
+    return found
+
+
 def _checked(record) -> dict:
     """The record, if it has the shape record_holder gives it (a crafted one is refused)."""
     if not isinstance(record, dict):
@@ -109,6 +135,8 @@ def _checked(record) -> dict:
     for kind, paths in record["locks"].items():
         if kind not in ("input", "output") or not isinstance(paths, list):
             raise HolderError("its locks are not lists of files")
+        if not all(isinstance(path, str) and "\n" not in path for path in paths):
+            raise HolderError("its locks are not lists of file names")
     return record
 
 
@@ -116,7 +144,7 @@ def read_holders(workdir) -> tuple[list[dict], list[str]]:
     """The readable holder records, and one line per record that is not one."""
     records, unreadable = [], []
     folder = Path(workdir) / HOLDERS
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for path in sorted(folder.glob("[!.]*.json")) if folder.is_dir() else []:  # not temporaries
         try:
             record = _checked(json.loads(path.read_text()))
         except (OSError, ValueError) as error:
@@ -243,17 +271,19 @@ def settle_locks(workdir, own_token: str | None = None, unlocking: bool = False)
     records, problems = read_holders(workdir)
     records = [record for record in records if record["token"] != own_token]
     if unlocking:  # the user has checked that nothing runs: forget every record
-        for record in records:
-            Path(record["path"]).unlink(missing_ok=True)
+        folder = workdir / HOLDERS
+        for path in folder.glob("*.json") if folder.is_dir() else []:
+            if path.name != f"{own_token}.json":
+                path.unlink(missing_ok=True)
         return []
-    locks = _lock_files(workdir)
     alive, gone = [], []
-    for record in records:
+    for record in records:  # first: the scans of /proc take a moment
         why = why_it_may_run(record)
         (alive if why else gone).append((record, why))
-    for path, lock in locks.items():
+    for path, lock in _lock_files(workdir).items():
         owner = _owner(lock, [record for record, _ in gone])
-        if owner is not None:
+        # Read again just before: another call may have taken that file name meanwhile.
+        if owner is not None and _lock_files(workdir).get(path) == lock:
             path.unlink(missing_ok=True)
             log.warning(
                 "removed the lock left by snakemake pid %s, of which nothing runs any more", owner["pid"]

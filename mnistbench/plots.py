@@ -146,7 +146,9 @@ def key_results(settings: pd.DataFrame) -> list[str]:
     backends = backend_comparison(settings)
     for _, row in backends.iterrows():
         times = [
-            f"{column[7:-1]} {row[column]}" for column in backends.columns if column.startswith("train (")
+            f"{column.removeprefix('train (backend ').rstrip(')')} {row[column]}"
+            for column in backends.columns
+            if column.startswith("train (")
         ]
         ratios = [
             f"{column[6:]} {row[column]:.2f}" for column in backends.columns if column.startswith("ratio ")

@@ -80,7 +80,8 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, expe
         deterministic=metrics.get("deterministic"),
     )
     row.update(
-        threads=metrics.get("threads"),
+        threads_given=metrics.get("threads"),  # Snakemake's, which --cores may scale down
+        threads_used=metrics.get("threads_used"),
         cpus=" ".join(map(str, metrics.get("cpus") or [])),
         time_limit_s=metrics.get("time_limit_s"),
         slurm_partition=metrics.get("slurm_partition"),

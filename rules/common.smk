@@ -42,6 +42,7 @@ if PLANNING:
     # `snakemake --unlock` is the user's word that nothing runs: forget the records too.
     for line in locks.settle_locks(os.getcwd(), CALL, unlocking="--unlock" in sys.argv):
         logger.warning(line)
+if PLANNING and not grid.only_looking(sys.argv[1:]):
     # Runs that did not end ok in a call that is over train again (normally that call's end
     # forgets them; a call killed hard cannot).
     summary.forget_runs(
@@ -84,6 +85,10 @@ def final_targets():
 
 def baseline_tables(wildcards):
     """The baseline's summary tables, inputs of rule compare (checked at the start)."""
+    if not config["compare"]["baseline"]:
+        raise WorkflowError(
+            "config key 'compare.baseline' is not set: there is nothing to compare"
+        )
     files = compare.baseline_files(config["compare"]["baseline"])
     return [str(path.resolve()) for path in files.values() if path.is_file()]
 
@@ -98,6 +103,12 @@ def start_call():
     }
     executor = "local" if workflow.local_exec else workflow.executor_plugin.name
     locks.record_holder(os.getcwd(), CALL, locked, executor)
+    # Under our lock now: a call that may still run and whose locks another call's end removed
+    # after we planned must not have its runs trained beside it.
+    held = locks.conflicts(os.getcwd(), CALL, locked)
+    if held:
+        locks.forget_holder(os.getcwd(), CALL)
+        raise WorkflowError(held[0])
 
 
 def is_this_call(call):
@@ -108,6 +119,7 @@ def end_call(succeeded):
     """onsuccess, onerror: forget the runs this call trained that failed or crashed, so that the
     next call trains them again, and fail naming every run it trained that did not end ok,
     whatever targets the call was given."""
+    locks.forget_holder(os.getcwd(), CALL)  # its jobs are over; Snakemake unlocks next
     not_ok = summary.runs_not_ok(sorted(RUNS), "results/runs", is_this_call)
     summary.forget_runs(
         summary.to_retry(not_ok), "results/runs", "results/summary/runs.csv"
@@ -188,7 +200,7 @@ def prepared_data(wildcards):
 
 
 def run_settings(wildcards):
-    return RUNS[wildcards.run].run.settings()
+    return RUNS[wildcards.run].run.params()
 
 
 def run_repeat(wildcards):

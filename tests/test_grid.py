@@ -153,3 +153,25 @@ def test_keys_moved_out_of_train_are_named_in_one_line():
         with pytest.raises(grid.ConfigError, match=rf"'train\.{old}' moved: it is the run setting '{new}'"):
             grid.check_moved_keys({"train": {old: 1}})
     grid.check_moved_keys({"train": {"isolate": True}})
+
+
+@pytest.mark.parametrize(
+    "arguments, looking",
+    [
+        (["-n"], True),
+        (["-np", "--cores", "2"], True),
+        (["--dry-run"], True),
+        (["--summary"], True),
+        (["--unlock"], True),
+        (["--cores", "2", "results/report.html"], False),
+        (["--set-resources", "train:runtime=3"], False),
+    ],
+)
+def test_calls_that_only_look_are_told_apart(arguments, looking):
+    assert grid.only_looking(arguments) is looking
+
+
+def test_job_params_leave_out_hardware_settings_at_their_defaults():
+    assert set(Run().params()) == set(grid.SETTINGS) - set(grid.HARDWARE_SETTINGS)
+    assert Run(threads=2).params()["threads"] == 2
+    assert Run(**Run(precision="mixed_float16").params()) == Run(precision="mixed_float16")

@@ -233,3 +233,13 @@ def test_unlock_forgets_the_records(tmp_path, formats):
     snakemake(tmp_path, _config(formats, one=[{}]), "--unlock")
     assert not list((tmp_path / locks.HOLDERS).glob("*.json"))
     assert locks.settle_locks(tmp_path) == [] and not (tmp_path / locks.LOCKS).exists()
+
+
+def test_a_record_with_lock_lists_of_non_names_is_refused(tmp_path):
+    (tmp_path / locks.HOLDERS).mkdir(parents=True)
+    crafted = {"pid": 5, "token": "ab", "host": "h", "locks": {"output": [["x"]]}}
+    (tmp_path / locks.HOLDERS / "ab.json").write_text(json.dumps(crafted))
+    held = locks.settle_locks(tmp_path)
+    assert len(held) == 1 and "not lists of file names" in held[0]
+    assert locks.settle_locks(tmp_path, unlocking=True) == []
+    assert not list((tmp_path / locks.HOLDERS).glob("*.json"))  # --unlock forgets it too

@@ -131,6 +131,7 @@ def test_grid_trains_each_unique_run_once_and_only_new_ones_later(tmp_path, form
     assert set(timings["phase"]) == {"startup", "data-load", "compile", "train", "test"}
     assert len(pd.read_csv(tmp_path / "results/summary/machine.csv")) == 1
     assert "epoch 2: loss" in (run / "train.log").read_text()
+    assert not list((tmp_path / ".snakemake/mnistbench/holders").glob("*.json"))  # the call forgot itself
 
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "results/runs").glob("*/metrics.json")}
     config["experiments"]["sweep"]["hidden_units"].append(4)
