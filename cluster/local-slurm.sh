@@ -48,7 +48,8 @@ install_packages() {
 
 write_config() {
   local cpus mem_mb def_mem new
-  cpus=$(nproc)
+  # Every CPU of the machine, whatever the caller's own CPU affinity (nproc alone honours it).
+  cpus=$(nproc --all)
   # RealMemory must stay below what slurmd detects, or the node is marked invalid: 60% of RAM.
   mem_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 * 6 / 10 / 1024 * 1024 ))
   # A job submitted without memory would take the whole node.
@@ -118,7 +119,8 @@ start() {
   fi
   running /run/slurmctld.pid slurmctld || { log "starting slurmctld"; slurmctld; }
   retry 100 scontrol ping
-  running /run/slurmd.pid slurmd || { log "starting slurmd"; slurmd -N "$NODE"; }
+  # slurmd counts (and its jobs inherit) only the CPUs it may run on: give it them all.
+  running /run/slurmd.pid slurmd || { log "starting slurmd"; taskset -c "0-$(( $(nproc --all) - 1 ))" slurmd -N "$NODE"; }
 
   local state=""
   for _ in $(seq 120); do
