@@ -90,17 +90,9 @@ class Run:
                 self.normalize,
                 f"s{self.seed}",
                 BACKEND_TAGS[self.backend],
-                *self._hardware_tags(),
+                *hardware_tags(self.settings()),
             ]
         )
-
-    def _hardware_tags(self) -> list[str]:
-        """Only settings away from their defaults, so that adding these dimensions renamed no
-        existing result."""
-        tags = [f"t{self.threads}" if self.threads != 1 else "", "gpu" if self.device == "gpu" else ""]
-        tags += [PRECISION_TAGS[self.precision], JIT_TAGS[self.jit_compile]]
-        tags.append(f"p-{self.partition}" if self.partition else "")
-        return [tag for tag in tags if tag]
 
     def expected_train_seconds(self) -> float:
         """A rough estimate of the train phase, so that the longest runs start first.
@@ -114,6 +106,25 @@ class Run:
 
 
 SETTINGS = tuple(field.name for field in fields(Run))
+
+
+def hardware_tags(settings: dict) -> list[str]:
+    """The tags of the hardware settings away from their defaults, in run names and report
+    labels alike: only those, so that adding these dimensions renamed no existing result.
+    Takes values as a Run holds them or as a CSV gives them back (2.0, "True", NaN)."""
+
+    def given(name):
+        value = settings.get(name)
+        return None if value is None or value != value or value == "" else value  # NaN != NaN
+
+    threads, partition = given("threads"), given("partition")
+    jit = {"True": True, "False": False}.get(str(given("jit_compile")), given("jit_compile") or "auto")
+    tags = [f"t{int(threads)}" if threads is not None and int(threads) != 1 else ""]
+    tags += ["gpu" if given("device") == "gpu" else "", PRECISION_TAGS.get(given("precision"), "")]
+    tags += [JIT_TAGS.get(jit, ""), f"p-{partition}" if partition else ""]
+    return [tag for tag in tags if tag]
+
+
 HARDWARE_SETTINGS = ("threads", "device", "precision", "jit_compile", "partition")
 
 

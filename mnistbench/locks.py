@@ -106,15 +106,10 @@ def conflicts(workdir, own_token: str, locked: dict[str, list[str]]) -> list[str
     our outputs). Their locks are written back first: another call's end may have removed them
     after we planned."""
     ours_in, ours_out = set(locked.get("input", [])), set(locked.get("output", []))
+    alive, _ = _classify(_other_holders(workdir, own_token)[0])
+    _restore_all(workdir, [record for record, _ in alive])
     found = []
-    present = set(_lock_files(workdir).values())
-    for record in read_holders(workdir)[0]:
-        if record["token"] == own_token:
-            continue
-        why = why_it_may_run(record)
-        if why is None:
-            continue
-        _restore(workdir, record, present)
+    for record, why in alive:
         theirs_in, theirs_out = set(record["locks"].get("input", [])), set(record["locks"].get("output", []))
         if theirs_out & (ours_in | ours_out) or theirs_in & ours_out:
             found.append(f"{Path(workdir).resolve()} is locked by {why}; {UNLOCK_ADVICE}")
@@ -223,16 +218,37 @@ def call_is_over(token: str | None, workdir=".") -> bool:
     return why_it_may_run(record) is None
 
 
+def _read_lock(path: Path) -> tuple[str, frozenset[str]] | None:
+    """A Snakemake lock file as (input or output, the files it locks); None if unreadable."""
+    kind = path.name.split(".")[-2] if path.name.count(".") >= 2 else ""
+    try:
+        return kind, frozenset(line.strip() for line in path.read_text().splitlines())
+    except OSError:
+        return None
+
+
 def _lock_files(workdir) -> dict[Path, tuple[str, frozenset[str]]]:
     folder = Path(workdir) / LOCKS
-    found = {}
-    for path in sorted(folder.glob("*.lock")) if folder.is_dir() else []:
-        kind = path.name.split(".")[-2] if path.name.count(".") >= 2 else ""
-        try:
-            found[path] = (kind, frozenset(line.strip() for line in path.read_text().splitlines()))
-        except OSError:
-            continue
-    return found
+    paths = sorted(folder.glob("*.lock")) if folder.is_dir() else []
+    return {path: lock for path in paths if (lock := _read_lock(path)) is not None}
+
+
+def _other_holders(workdir, own_token: str | None) -> tuple[list[dict], list[str]]:
+    """The readable records of other calls, and one line per record that is not one."""
+    records, problems = read_holders(workdir)
+    return [record for record in records if record["token"] != own_token], problems
+
+
+def _classify(records: list[dict]) -> tuple[list[tuple[dict, str]], list[dict]]:
+    """(record, why it may run) for the calls that may still run, and the records of those over."""
+    alive, gone = [], []
+    for record in records:
+        why = why_it_may_run(record)
+        if why:
+            alive.append((record, why))
+        else:
+            gone.append(record)
+    return alive, gone
 
 
 def _owner(lock: tuple[str, frozenset[str]], records: list[dict]) -> dict | None:
@@ -241,6 +257,12 @@ def _owner(lock: tuple[str, frozenset[str]], records: list[dict]) -> dict | None
         if frozenset(record["locks"].get(kind, [])) == paths:
             return record
     return None
+
+
+def _restore_all(workdir, records: list[dict]) -> None:
+    present = set(_lock_files(workdir).values())
+    for record in records:
+        _restore(workdir, record, present)
 
 
 def _restore(workdir, record: dict, present: set[tuple[str, frozenset[str]]]) -> None:
@@ -268,31 +290,25 @@ def settle_locks(workdir, own_token: str | None = None, unlocking: bool = False)
     """Before a call plans: remove the locks of calls that are provably over, write back those
     of calls that may still run, and return one line per holder that still holds the folder."""
     workdir = Path(workdir).resolve()
-    records, problems = read_holders(workdir)
-    records = [record for record in records if record["token"] != own_token]
+    records, problems = _other_holders(workdir, own_token)
     if unlocking:  # the user has checked that nothing runs: forget every record
         folder = workdir / HOLDERS
         for path in folder.glob("*.json") if folder.is_dir() else []:
             if path.name != f"{own_token}.json":
                 path.unlink(missing_ok=True)
         return []
-    alive, gone = [], []
-    for record in records:  # first: the scans of /proc take a moment
-        why = why_it_may_run(record)
-        (alive if why else gone).append((record, why))
+    alive, gone = _classify(records)  # first: the scans of /proc take a moment
     for path, lock in _lock_files(workdir).items():
-        owner = _owner(lock, [record for record, _ in gone])
+        owner = _owner(lock, gone)
         # Read again just before: another call may have taken that file name meanwhile.
-        if owner is not None and _lock_files(workdir).get(path) == lock:
+        if owner is not None and _read_lock(path) == lock:
             path.unlink(missing_ok=True)
             log.warning(
                 "removed the lock left by snakemake pid %s, of which nothing runs any more", owner["pid"]
             )
-    for record, _ in gone:
+    for record in gone:
         Path(record["path"]).unlink(missing_ok=True)
-    present = set(_lock_files(workdir).values())
-    for record, _ in alive:
-        _restore(workdir, record, present)
+    _restore_all(workdir, [record for record, _ in alive])
     held = [f"{workdir} is locked by {why}; {UNLOCK_ADVICE}" for _, why in alive]
     owners = [record for record, _ in alive]
     if any(_owner(lock, owners) is None for lock in _lock_files(workdir).values()):

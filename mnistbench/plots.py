@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from mnistbench.grid import PRECISION_TAGS, SETTINGS, Run
+from mnistbench.grid import HARDWARE_SETTINGS, SETTINGS, hardware_tags
 from mnistbench.stopwatch import PHASES, phase_column
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -82,25 +82,11 @@ def seed_comparison(settings: pd.DataFrame) -> pd.DataFrame:
 
 
 def hardware_label(table: pd.DataFrame, without: tuple[str, ...] = ()) -> pd.Series:
-    """Threads, device, precision, compiler and partition where they are not the defaults
-    (the same tags as in run names), so that two such settings are never shown as one."""
-    default = Run()
-    parts = []
-    for column, tag in (
-        ("threads", lambda v: f"t{int(v)}"),
-        ("device", str),
-        ("precision", lambda v: PRECISION_TAGS.get(v, str(v))),
-        ("jit_compile", lambda v: {"True": "xla", "False": "noxla"}.get(str(v), str(v))),
-        ("partition", lambda v: f"p-{v}"),
-    ):
-        if column in table and column not in without:
-            value = table[column]
-            shown = value.notna() & (value.astype(str) != str(getattr(default, column)))
-            parts.append(value.map(lambda v, tag=tag: tag(v) if pd.notna(v) else "").where(shown, ""))
-    if not parts:
-        return pd.Series("", index=table.index)
-    joined = pd.concat(parts, axis=1).apply(lambda row: " ".join(t for t in row if t), axis=1)
-    return joined.where(joined == "", " " + joined)
+    """ " t2 bf16 xla": the hardware settings away from their defaults, with the tags of run
+    names (grid.hardware_tags), so that two such settings are never shown as one."""
+    kept = table[[c for c in HARDWARE_SETTINGS if c in table and c not in without]]
+    tags = [" ".join(hardware_tags(row)) for row in kept.to_dict("records")]
+    return pd.Series([f" {t}" if t else "" for t in tags], index=table.index, dtype=object)
 
 
 def setting_label(table: pd.DataFrame, without: tuple[str, ...] = ()) -> pd.Series:

@@ -27,6 +27,23 @@ STATISTICS = {
     "min": lambda x: x.min(),
     "max": lambda x: x.max(),
 }
+# Facts of metrics.json that runs.csv keeps as they are, under the same names.
+COPIED_FROM_METRICS = (
+    "peak_rss_mb",
+    "code_version",
+    "deterministic",
+    "threads_used",
+    "time_limit_s",
+    "slurm_partition",
+    "dtype_policy",
+    "cpu_model",
+    "cpu_flags_low_precision",
+    "gpu_name",
+    "peak_gpu_memory_mb",
+    "pinned",
+    "why_unpinned",
+    "steps_per_execution",
+)
 # pyperf's rule for an unstable benchmark: standard deviation above 10% of the mean, or a
 # repeat more than 50% away from the mean. Applied to the train phase, with 2 repeats or more.
 NOISY_STDEV_OVER_MEAN = 0.10
@@ -71,29 +88,16 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, expe
     row["train_finished_unix"] = started + train_seconds if started and train_seconds else None
     load_at_start, load_at_end = metrics.get("load_at_start", {}), metrics.get("load_at_end", {})
     row.update(
-        peak_rss_mb=metrics.get("peak_rss_mb"),
         load_average_start=load_at_start.get("load_average"),
         load_average_end=load_at_end.get("load_average"),
         cpu_mhz_start=load_at_start.get("cpu_mhz"),
         cpu_mhz_end=load_at_end.get("cpu_mhz"),
-        code_version=metrics.get("code_version"),
-        deterministic=metrics.get("deterministic"),
     )
+    row.update({key: metrics.get(key) for key in COPIED_FROM_METRICS})
     row.update(
         threads_given=metrics.get("threads"),  # Snakemake's, which --cores may scale down
-        threads_used=metrics.get("threads_used"),
         cpus=" ".join(map(str, metrics.get("cpus") or [])),
-        time_limit_s=metrics.get("time_limit_s"),
-        slurm_partition=metrics.get("slurm_partition"),
-        dtype_policy=metrics.get("dtype_policy"),
-        cpu_model=metrics.get("cpu_model"),
-        cpu_flags_low_precision=metrics.get("cpu_flags_low_precision"),
-        gpu_name=metrics.get("gpu_name"),
-        peak_gpu_memory_mb=metrics.get("peak_gpu_memory_mb"),
-        pinned=metrics.get("pinned"),
-        why_unpinned=metrics.get("why_unpinned"),
         device_used=metrics.get("device"),
-        steps_per_execution=metrics.get("steps_per_execution"),
         jit_compiled=metrics.get("jit_compile"),  # what the fast path chose for the setting
         host=metrics["host"]["hostname"],
         slurm_job_id=metrics["host"].get("slurm_job_id"),
@@ -220,8 +224,11 @@ def runs_not_ok(names, runs_dir, belongs) -> dict[str, str]:
     return found
 
 
-def to_retry(statuses: dict[str, str]) -> list[str]:
-    return [name for name, status in statuses.items() if status in RETRIED]
+def forget_unfinished(names, runs_dir, runs_csv, belongs) -> dict[str, str]:
+    """Forget (see forget_runs) the failed and crashed runs among runs_not_ok(...); return them all."""
+    not_ok = runs_not_ok(names, runs_dir, belongs)
+    forget_runs([name for name, status in not_ok.items() if status in RETRIED], runs_dir, runs_csv)
+    return not_ok
 
 
 def forget_runs(runs: list[str], runs_dir, runs_csv) -> None:

@@ -45,12 +45,8 @@ if PLANNING:
 if PLANNING and not grid.only_looking(sys.argv[1:]):
     # Runs that did not end ok in a call that is over train again (normally that call's end
     # forgets them; a call killed hard cannot).
-    summary.forget_runs(
-        summary.to_retry(
-            summary.runs_not_ok(sorted(RUNS), "results/runs", locks.call_is_over)
-        ),
-        "results/runs",
-        "results/summary/runs.csv",
+    summary.forget_unfinished(
+        sorted(RUNS), "results/runs", "results/summary/runs.csv", locks.call_is_over
     )
 
 
@@ -120,9 +116,8 @@ def end_call(succeeded):
     next call trains them again, and fail naming every run it trained that did not end ok,
     whatever targets the call was given."""
     locks.forget_holder(os.getcwd(), CALL)  # its jobs are over; Snakemake unlocks next
-    not_ok = summary.runs_not_ok(sorted(RUNS), "results/runs", is_this_call)
-    summary.forget_runs(
-        summary.to_retry(not_ok), "results/runs", "results/summary/runs.csv"
+    not_ok = summary.forget_unfinished(
+        sorted(RUNS), "results/runs", "results/summary/runs.csv", is_this_call
     )
     if not_ok:
         named = "; ".join(f"{run}: {status}" for run, status in not_ok.items())
