@@ -493,7 +493,7 @@ def main(spec_json: str) -> None:
     facts = start_training_process(run.backend, spec["threads"], spec["options"]["pin_cpus"])
     setup_logging(spec["log"], framework_log=spec["framework_log"])
     if facts["why_unpinned"]:
-        log.warning("running unpinned: %s", facts["why_unpinned"])
+        log.info("not pinned to CPUs of its own: %s", facts["why_unpinned"])
     facts.update(
         time_limit_s=spec.get("time_limit_s"),
         slurm_partition=os.environ.get("SLURM_JOB_PARTITION"),
