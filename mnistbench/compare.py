@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from mnistbench.files import atomic_write, write_csv
-from mnistbench.grid import HARDWARE_SETTINGS, SETTINGS, hardware_tags
+from mnistbench.grid import ADDED_SETTINGS, SETTINGS, added_tags
 
 log = logging.getLogger("mnistbench")
 
@@ -260,7 +260,7 @@ def setting_label(row) -> str:
     network = row["model"] if row["model"] != "mlp" else f"mlp{row['hidden_units']}-{row['activation']}"
     training = f"{row['optimizer']} b{row['batch_size']} e{row['epochs']} s{row['seed']}"
     # The hardware settings away from their defaults, so that no two settings read the same.
-    hardware = hardware_tags({key: row[key] for key in HARDWARE_SETTINGS if key in row and row[key] != "-"})
+    hardware = added_tags({key: row[key] for key in ADDED_SETTINGS if key in row and row[key] != "-"})
     return " ".join([row["dataset"], network, training, row["backend"], *hardware])
 
 

@@ -40,6 +40,9 @@ class Run:
     learning_rate: float | None = None
     batch_size: int = 32
     epochs: int = 1
+    # Stop at the end of the first epoch whose evaluation reaches this test accuracy (MLPerf's
+    # run_stop); None trains every epoch. Named only when set.
+    target_accuracy: float | None = None
     normalize: str = "scale"
     seed: int = 0
     backend: str = "tensorflow"
@@ -54,8 +57,9 @@ class Run:
     def of(cls, settings: dict) -> Run:
         """The run of these settings; those that do not apply to its model are dropped."""
         run = cls(**{name: settings[name] for name in SETTINGS if name in settings})
-        if run.learning_rate is not None:  # YAML's 1 is an int, which Keras's optimizers refuse
-            run = replace(run, learning_rate=float(run.learning_rate))
+        for name in ("learning_rate", "target_accuracy"):  # YAML's 1 is an int: Keras wants floats
+            if getattr(run, name) is not None:
+                run = replace(run, **{name: float(getattr(run, name))})
         if run.model != "mlp":
             run = replace(run, **dict.fromkeys(MLP_ONLY))
         return run
@@ -64,13 +68,13 @@ class Run:
         return asdict(self)
 
     def params(self) -> dict:
-        """The settings a training job is given: the hardware ones only away from their
-        defaults, so that adding them changed no existing job's params (no retraining)."""
+        """The settings a training job is given: those added after results existed only away
+        from their defaults, so that adding them changed no existing job's params (no retraining)."""
         defaults = Run()
         return {
             name: value
             for name, value in self.settings().items()
-            if name not in HARDWARE_SETTINGS or value != getattr(defaults, name)
+            if name not in ADDED_SETTINGS or value != getattr(defaults, name)
         }
 
     @property
@@ -90,7 +94,7 @@ class Run:
                 self.normalize,
                 f"s{self.seed}",
                 BACKEND_TAGS[self.backend],
-                *hardware_tags(self.settings()),
+                *added_tags(self.settings()),
             ]
         )
 
@@ -108,9 +112,10 @@ class Run:
 SETTINGS = tuple(field.name for field in fields(Run))
 
 
-def hardware_tags(settings: dict) -> list[str]:
-    """The tags of the hardware settings away from their defaults, in run names and report
-    labels alike: only those, so that adding these dimensions renamed no existing result.
+def added_tags(settings: dict) -> list[str]:
+    """The tags of the settings added after results existed (hardware, target) away from their
+    defaults, in run names and report labels alike: only those, so that adding these dimensions
+    renamed no existing result.
     Takes values as a Run holds them or as a CSV gives them back (2.0, "True", NaN)."""
 
     def given(name):
@@ -122,10 +127,13 @@ def hardware_tags(settings: dict) -> list[str]:
     tags = [f"t{int(threads)}" if threads is not None and int(threads) != 1 else ""]
     tags += ["gpu" if given("device") == "gpu" else "", PRECISION_TAGS.get(given("precision"), "")]
     tags += [JIT_TAGS.get(jit, ""), f"p-{partition}" if partition else ""]
+    target = given("target_accuracy")
+    tags += [f"to{float(target):g}" if target is not None else ""]
     return [tag for tag in tags if tag]
 
 
 HARDWARE_SETTINGS = ("threads", "device", "precision", "jit_compile", "partition")
+ADDED_SETTINGS = (*HARDWARE_SETTINGS, "target_accuracy")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 import pandas as pd
 
-PHASES = ("startup", "data-load", "compile", "train", "test")
+# eval: the evaluations of every epoch but the last (whose evaluation is the test phase).
+PHASES = ("startup", "data-load", "compile", "train", "eval", "test")
 
 
 def phase_column(phase: str) -> str:
@@ -71,7 +72,7 @@ def benchmark_block(watch: Stopwatch, tag: str, attributes: dict[str, str], stat
     table, a timer table, and `# csv` lines. Written by hand so that the training process does not
     import cloudmesh (and its many dependencies) at every run."""
     rows = []
-    for phase in ("data-load", "compile", "train", "test"):
+    for phase in ("data-load", "compile", "train", "eval", "test"):
         if phase not in watch.seconds:
             continue
         start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(watch.started[phase]))

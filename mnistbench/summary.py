@@ -43,6 +43,8 @@ COPIED_FROM_METRICS = (
     "pinned",
     "why_unpinned",
     "steps_per_execution",
+    "eval_every_epoch",
+    "reached_target",
 )
 # pyperf's rule for an unstable benchmark: standard deviation above 10% of the mean, or a
 # repeat more than 50% away from the mean. Applied to the train phase, with 2 repeats or more.
@@ -57,6 +59,25 @@ def _epoch_times(history: pd.DataFrame) -> tuple[float | None, float | None]:
         return None, None
     steady = float(seconds.iloc[1:].median()) if len(seconds) > 1 else None
     return float(seconds.iloc[0]), steady
+
+
+def target_label(target: float) -> str:
+    """0.97 -> "0.97", as in the columns time_to_0.97, wall_to_0.97, epochs_to_0.97."""
+    return f"{float(target):g}"
+
+
+def times_to_targets(history: pd.DataFrame, targets) -> dict:
+    """Per target, at the end of the first epoch whose evaluation reached it: the train clock
+    (evaluations off it, AlgoPerf), the wall clock (evaluations on it, MLPerf) and the epoch.
+    None where no evaluation reached it: never 0."""
+    evaluated = history.dropna(subset=["test_accuracy"]) if "test_accuracy" in history else None
+    row = {}
+    for target in targets:
+        reached = [] if evaluated is None else evaluated[evaluated["test_accuracy"] >= target]
+        first = reached.iloc[0] if len(reached) else None
+        for column, source in (("time_to", "train_clock"), ("wall_to", "wall_clock"), ("epochs_to", "epoch")):
+            row[f"{column}_{target_label(target)}"] = None if first is None else float(first[source])
+    return row
 
 
 def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, experiments: list[str]) -> dict:
@@ -106,7 +127,7 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, expe
     return row
 
 
-def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]]) -> pd.DataFrame:
+def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]], targets=()) -> pd.DataFrame:
     """Write runs.csv (one row per run and repeat), settings.csv (one row per setting), timings.csv
     and history.csv (long), machine.csv, datasets.csv."""
     rows, timings, histories, hosts = [], [], [], {}
@@ -116,7 +137,9 @@ def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]]) ->
         metrics = json.loads(Path(metrics_path).read_text())
         benchmark = pd.read_csv(benchmark_path, sep="\t")
         history = pd.read_csv(history_path)
-        rows.append(_run_row(metrics, benchmark, history, experiments.get(metrics["run"], [])))
+        row = _run_row(metrics, benchmark, history, experiments.get(metrics["run"], []))
+        ok = metrics["status"] == "ok"  # a failed or diverged run reached nothing
+        rows.append({**row, **times_to_targets(history if ok else history.iloc[:0], targets)})
         timings += [{"run": metrics["run"], "phase": p, "seconds": s} for p, s in metrics["timings"].items()]
         history.insert(0, "run", metrics["run"])
         histories.append(history)
@@ -190,6 +213,7 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
         for column in TIMED_COLUMNS:
             for name, statistic in STATISTICS.items():
                 row[f"{column}_{name}"] = statistic(group[column].astype(float))
+        row.update(target_statistics(group))
         row["test_accuracy_median"] = group["test_accuracy"].median()
         # Same seed, same numbers: repeats must agree exactly; where they do not, say so.
         row["identical_results"] = bool(
@@ -201,8 +225,28 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
     # Named columns: with no finished run the table still has its header (the report reads it).
     columns = [*keys, "n", "runs", "experiments"]
     columns += [f"{column}_{name}" for column in TIMED_COLUMNS for name in STATISTICS]
+    columns += list(target_statistics(finished.iloc[:0]))
     columns += ["test_accuracy_median", "identical_results", "noisy", "overlapped"]
     return pd.DataFrame(rows, columns=columns).replace({"-": None})
+
+
+def target_statistics(group: pd.DataFrame) -> dict:
+    """Per target of runs.csv: median [q1-q3] of time_to and wall_to and the median epochs_to
+    over a setting's repeats, counting a repeat that never reached it as infinitely slow (so a
+    median exists only where most repeats reached it), and how many reached it."""
+    row = {}
+    for column in [c for c in group.columns if c.startswith("time_to_")]:
+        target = column.removeprefix("time_to_")
+        for clock in ("time_to", "wall_to"):
+            seconds = group[f"{clock}_{target}"].astype(float).fillna(np.inf)
+            for name in ("median", "q1", "q3"):
+                with np.errstate(invalid="ignore"):  # between two infinities: NaN, shown empty
+                    value = STATISTICS[name](seconds) if len(seconds) else np.nan
+                row[f"{clock}_{target}_{name}"] = value if np.isfinite(value) else None
+        epochs = group[f"epochs_to_{target}"].astype(float).fillna(np.inf).median()
+        row[f"epochs_to_{target}_median"] = epochs if np.isfinite(epochs) else None
+        row[f"reached_{target}"] = int(group[column].notna().sum())
+    return row
 
 
 # A failed or crashed run trains again at the next call; a diverged one is a result (the same

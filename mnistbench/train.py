@@ -38,7 +38,21 @@ log = logging.getLogger("mnistbench")
 # Largest number of steps fused into one call of the compiled training loop (the fast path).
 MAX_STEPS_PER_EXECUTION = 256
 TEST_BATCH_SIZE = 1024  # predicting: large batches, few calls
-HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "seconds", "samples_per_second"]
+# Per epoch: the train step's figures, then its evaluation on the test set (the held-out set, as
+# MLPerf evaluates) and two clocks at the end of its evaluation: train_clock (train-phase seconds,
+# evaluations off the clock, as AlgoPerf times) and wall_clock (evaluations on it, as MLPerf).
+HISTORY_COLUMNS = [
+    "epoch",
+    "loss",
+    "accuracy",
+    "seconds",
+    "samples_per_second",
+    "test_accuracy",
+    "test_loss",
+    "eval_seconds",
+    "train_clock",
+    "wall_clock",
+]
 INSTALL_HINT = ".venv/bin/pip install -r requirements-backends.txt"
 
 
@@ -146,34 +160,82 @@ def choose_fast_path(run: Run, n_train: int, steps_per_execution: int, jit_compi
     return {"steps_per_execution": int(steps_per_execution), "jit_compile": bool(jit_compile)}
 
 
-def _epoch_logger(keras, n_train: int, rows: list):
-    class EpochLog(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+class EpochLog:
+    """Per epoch: a history row, the test set's evaluation (every epoch, or only after the last
+    when `every_epoch` is off) and the timeline that mlperf.log is written from. Stops training
+    at the first epoch whose evaluation reaches `target`, as MLPerf's run_stop does, or whose
+    loss is not finite."""
 
-        def on_epoch_end(self, epoch, logs=None):
-            seconds = time.perf_counter() - self.start
-            row = {
-                "epoch": epoch + 1,
-                "loss": float(logs["loss"]),
-                "accuracy": float(logs["accuracy"]),
-                "seconds": seconds,
-                "samples_per_second": n_train / seconds,
-            }
-            rows.append(row)
-            if not math.isfinite(row["loss"]):
-                # Checked per epoch: Keras's TerminateOnNaN checks every batch, which costs
-                # much of the train time at small batch sizes.
-                self.model.stop_training = True
-            log.info(
-                "epoch %d: loss %.4f, accuracy %.4f, %.2f s",
-                row["epoch"],
-                row["loss"],
-                row["accuracy"],
-                seconds,
-            )
+    def __init__(self, evaluate, n_train: int, every_epoch: bool, target: float | None):
+        self.evaluate, self.n_train, self.every_epoch, self.target = evaluate, n_train, every_epoch, target
+        self.rows: list[dict] = []
+        self.epochs: list[dict] = []  # unix times of each epoch and its evaluation
+        self.tested: Tested | None = None  # the last evaluation
+        self.eval_seconds = 0.0
 
-    return EpochLog()
+    def start(self) -> None:
+        """The train phase starts: both clocks start."""
+        self.clock_start = time.perf_counter()
+
+    def callback(self, keras):
+        log_epoch = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                log_epoch.epoch_started = time.perf_counter()
+                log_epoch.epochs.append({"epoch": epoch + 1, "start": time.time()})
+
+            def on_epoch_end(self, epoch, logs=None):
+                if not log_epoch.epoch_end(logs):
+                    self.model.stop_training = True
+
+        return Callback()
+
+    def epoch_end(self, logs) -> bool:
+        """Record the epoch that ended; False when training must stop."""
+        now = time.perf_counter()
+        seconds = now - self.epoch_started
+        self.epochs[-1]["stop"] = time.time()
+        row = {
+            "epoch": len(self.rows) + 1,
+            "loss": float(logs["loss"]),
+            "accuracy": float(logs["accuracy"]),
+            "seconds": seconds,
+            "samples_per_second": self.n_train / seconds,
+            "train_clock": now - self.clock_start - self.eval_seconds,
+        }
+        self.rows.append(row)
+        finite = math.isfinite(row["loss"])  # per epoch: Keras's TerminateOnNaN costs much per batch
+        if finite and self.every_epoch:
+            self.evaluate_now()
+        log.info(
+            "epoch %d: loss %.4f, accuracy %.4f, %.2f s, test accuracy %s",
+            row["epoch"],
+            row["loss"],
+            row["accuracy"],
+            seconds,
+            row.get("test_accuracy"),
+        )
+        return finite and not self.reached_target()
+
+    def evaluate_now(self) -> None:
+        """Evaluate the model as it is now, for the last epoch's row."""
+        started, start = time.time(), time.perf_counter()
+        self.tested = self.evaluate()
+        seconds = time.perf_counter() - start
+        self.eval_seconds += seconds
+        row = self.rows[-1]
+        row.update(test_accuracy=self.tested.accuracy, test_loss=self.tested.loss, eval_seconds=seconds)
+        row["wall_clock"] = row["train_clock"] + self.eval_seconds
+        self.epochs[-1].update(
+            eval_start=started, eval_stop=started + seconds, eval_accuracy=self.tested.accuracy
+        )
+
+    def reached_target(self) -> bool:
+        return self.target is not None and self.tested is not None and self.tested.accuracy >= self.target
+
+    def last_evaluated(self) -> bool:
+        return bool(self.rows) and "test_accuracy" in self.rows[-1]
 
 
 def _device(keras) -> str:
@@ -321,20 +383,13 @@ def untuned(dataset):
     return dataset.with_options(options)
 
 
-def fit(keras, model, run: Run, data: Data) -> list[dict]:
-    """Train; returns one row per epoch (stops early when the loss turns NaN)."""
-    history: list[dict] = []
+def fit(keras, model, run: Run, data: Data, epoch_log: EpochLog) -> None:
+    """Train; epoch_log records each epoch, evaluates, and stops early (target, NaN loss)."""
     if keras.backend.backend() == "tensorflow":
         inputs = {"x": shuffled_batches(data, run.batch_size), "shuffle": False}  # shuffled already
     else:
         inputs = {"x": data.x_train, "y": data.y_train, "batch_size": run.batch_size, "shuffle": True}
-    model.fit(
-        **inputs,
-        epochs=run.epochs,
-        verbose=0,
-        callbacks=[_epoch_logger(keras, len(data.x_train), history)],
-    )
-    return history
+    model.fit(**inputs, epochs=run.epochs, verbose=0, callbacks=[epoch_log.callback(keras)])
 
 
 def predict_test_set(keras, model, data: Data) -> Tested:
@@ -366,10 +421,16 @@ def train_run(run: Run, data_path, threads: int, options: dict, watch: Stopwatch
     fast = choose_fast_path(run, len(data.x_train), options["steps_per_execution"], run.jit_compile)
     with watch.time("compile"):
         model = build_and_compile(run, data, fast)
+    # A run with a target is evaluated every epoch: it must know when it reached it.
+    every_epoch = options.get("eval_every_epoch", True) or run.target_accuracy is not None
+    epoch_log = EpochLog(
+        lambda: predict_test_set(keras, model, data), len(data.x_train), every_epoch, run.target_accuracy
+    )
     with devices.GpuSampler() as sampler, watch.time("train"):
-        history = fit(keras, model, run, data)
-    with watch.time("test"):
-        tested = predict_test_set(keras, model, data)
+        epoch_log.start()
+        fit(keras, model, run, data, epoch_log)
+    tested = split_evaluations(epoch_log, watch)
+    history = epoch_log.rows
 
     finite = history and all(math.isfinite(row["loss"]) for row in history)
     finite = finite and math.isfinite(tested.loss) and np.isfinite(tested.probabilities).all()
@@ -381,12 +442,56 @@ def train_run(run: Run, data_path, threads: int, options: dict, watch: Stopwatch
         "backend": keras.backend.backend(),
         "frameworks_loaded": frameworks_loaded(),
         "dtype_policy": keras.config.dtype_policy().name,
+        "eval_every_epoch": every_epoch,
+        "reached_target": epoch_log.reached_target() if run.target_accuracy is not None else None,
+        "timeline": {
+            **timeline(epoch_log, watch, run, len(data.x_train), len(data.x_test)),
+            # The optimizer's own rate, also where the setting leaves Keras's default.
+            "opt_base_learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+            "dtype_policy": keras.config.dtype_policy().name,
+        },
         **fast,
         **devices.gpu_facts(keras),
         "peak_gpu_memory_mb": devices.peak_gpu_memory_mb(keras),
         **sampler.summary(),
     }
     return Outcome("ok" if finite else "diverged", model, history, tested, facts)
+
+
+def split_evaluations(epoch_log: EpochLog, watch: Stopwatch) -> Tested:
+    """Take the evaluations out of the train phase: the last one is the test phase, the others
+    the eval phase (0 s when there were none). Where the last epoch was not evaluated (no
+    evaluation every epoch, or a loss that turned NaN), the test phase evaluates the model."""
+    during_fit = epoch_log.eval_seconds
+    watch.record("train", watch.seconds["train"] - during_fit, watch.started["train"])
+    evaluated = [epoch for epoch in epoch_log.epochs if "eval_start" in epoch]
+    last = epoch_log.rows[-1]["eval_seconds"] if epoch_log.last_evaluated() else 0.0
+    watch.record("eval", during_fit - last, evaluated[0]["eval_start"] if evaluated else time.time())
+    if epoch_log.last_evaluated():
+        watch.record("test", last, evaluated[-1]["eval_start"])
+    else:
+        with watch.time("test"):
+            epoch_log.evaluate_now()
+    return epoch_log.tested
+
+
+def timeline(epoch_log: EpochLog, watch: Stopwatch, run: Run, n_train: int, n_eval: int) -> dict:
+    """What mlperf.log is written from (mnistbench/mlperf.py): unix times of the run's events."""
+    process_start = watch.started["startup"]
+    target_missed = run.target_accuracy is not None and not epoch_log.reached_target()
+    return {
+        "init_start": process_start,
+        "init_stop": watch.started["train"],
+        "run_start": watch.started["train"],
+        "run_stop": watch.started["test"] + watch.seconds["test"],
+        "status": "aborted" if target_missed else "success",
+        "epochs": epoch_log.epochs,
+        "global_batch_size": run.batch_size,
+        "train_samples": n_train,
+        "eval_samples": n_eval,
+        "seed": run.seed,
+        "target_accuracy": run.target_accuracy,
+    }
 
 
 def _save_model(model, path: str) -> None:

@@ -61,6 +61,7 @@ if "timed_training" not in workflow.global_resources:
 # download runs there too, since compute nodes often have no internet.
 localrules:
     download,
+    mlperf_log,
     evaluate,
 
 
@@ -224,7 +225,8 @@ def train_priority(wildcards):
 
 
 def train_options(wildcards):
-    return {key: config["train"][key] for key in ("steps_per_execution", "pin_cpus")}
+    keys = ("steps_per_execution", "pin_cpus", "eval_every_epoch")
+    return {key: config["train"][key] for key in keys}
 
 
 def train_threads(wildcards):

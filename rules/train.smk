@@ -48,6 +48,22 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+rule mlperf_log:
+    input:
+        metrics="results/runs/{run}/metrics.json",
+        code=repo_file("mnistbench/mlperf.py"),
+    output:
+        "results/runs/{run}/mlperf.log",
+    log:
+        "results/runs/{run}/mlperf_log.log",
+    conda:
+        "../envs/mnistbench.yaml"
+    params:
+        org=config["mlperf"]["org"],
+    script:
+        "../scripts/mlperf_log.py"
+
+
 rule aggregate:
     input:
         metrics=run_paths("metrics.json"),
@@ -55,6 +71,7 @@ rule aggregate:
         history=run_paths("history.csv"),
         benchmark=run_paths("benchmark.tsv"),
         per_class=run_paths("per_class.csv"),
+        mlperf=run_paths("mlperf.log"),
         provenance=dataset_provenance(),
         code=repo_file("mnistbench/summary.py"),
     output:
@@ -92,5 +109,6 @@ rule aggregate:
         "../envs/mnistbench.yaml"
     params:
         experiments=EXPERIMENTS,
+        targets=config["targets"],
     script:
         "../scripts/aggregate.py"

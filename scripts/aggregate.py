@@ -2,4 +2,9 @@ from mnistbench import setup_logging
 from mnistbench.summary import aggregate
 
 setup_logging(snakemake.log[0])
-aggregate(dict(snakemake.input.items()), dict(snakemake.output.items()), snakemake.params.experiments)
+aggregate(
+    dict(snakemake.input.items()),
+    dict(snakemake.output.items()),
+    snakemake.params.experiments,
+    snakemake.params.targets,
+)

@@ -171,7 +171,15 @@ def test_calls_that_only_look_are_told_apart(arguments, looking):
     assert grid.only_looking(arguments) is looking
 
 
-def test_job_params_leave_out_hardware_settings_at_their_defaults():
-    assert set(Run().params()) == set(grid.SETTINGS) - set(grid.HARDWARE_SETTINGS)
+def test_job_params_leave_out_hardware_settings_and_target_at_their_defaults():
+    assert set(Run().params()) == set(grid.SETTINGS) - set(grid.HARDWARE_SETTINGS) - {"target_accuracy"}
     assert Run(threads=2).params()["threads"] == 2
+    assert Run(target_accuracy=0.97).params()["target_accuracy"] == 0.97
     assert Run(**Run(precision="mixed_float16").params()) == Run(precision="mixed_float16")
+
+
+def test_a_target_is_named_only_when_set_and_yamls_ints_become_floats():
+    lesson = Run(batch_size=4)
+    assert lesson.name == "mnist_mlp64-linear_adam-lrdefault_b4_e1_scale_s0_tf"
+    assert Run.of({"batch_size": 4, "target_accuracy": 1}).target_accuracy == 1.0
+    assert Run(batch_size=4, target_accuracy=0.97).name == lesson.name + "_to0.97"

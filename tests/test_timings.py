@@ -109,7 +109,7 @@ def test_train_log_ends_with_the_lessons_stopwatch_block_and_keeps_framework_noi
         loaded = StopWatch.load(str(log), label=[], attributes=["timer", "status", "time", "tag"])
         times = {timer: float(time) for timer, _, time, tag, *_ in loaded["data"] if tag == run}
         timings = pd.read_csv(folder / "timings.csv").set_index("phase")["seconds"]
-        assert set(times) == {"data-load", "compile", "train", "test"}
+        assert set(times) == {"data-load", "compile", "train", "eval", "test"}
         for phase, seconds in times.items():
             assert seconds == pytest.approx(timings[phase], abs=0.0005)
         assert (folder / "framework.log").exists()

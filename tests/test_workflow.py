@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import make_arrays, snakemake
 
-from mnistbench import readers
+from mnistbench import mlperf, readers
 from mnistbench.dataset import content_digest
 from mnistbench.files import save_npz
 from mnistbench.prepare import load_prepared, normalized
@@ -92,8 +92,20 @@ GRID = {
             {"model": "softmax", "optimizer": "sgd", "learning_rate": 0.1},
         ],
         "sweep": {"model": ["softmax", "mlp"], "optimizer": ["adam"], "hidden_units": [16, 8]},
+        # Climbs epoch by epoch on the small data (test accuracy 0.19, 0.52, 0.77, ...): stops at 3.
+        "target": [
+            {
+                "model": "softmax",
+                "optimizer": "sgd",
+                "learning_rate": 0.003,
+                "epochs": 6,
+                "target_accuracy": 0.75,
+            }
+        ],
     },
+    "targets": [0.5, 0.75, 0.999],
 }
+TARGET_RUN = "mnist_softmax_sgd-lr0.003_b32_e6_scale_s0_tf_to0.75"
 
 
 @pytest.mark.slow
@@ -101,16 +113,31 @@ def test_grid_trains_each_unique_run_once_and_only_new_ones_later(tmp_path, form
     config = {**GRID, "data": {"mnist": {"local_path": str(formats["npz"])}}}
     snakemake(tmp_path, config, "--cores", "2")
 
-    runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
+    all_runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
+    target = all_runs.set_index("run").loc[TARGET_RUN]
+    runs = all_runs[all_runs["run"] != TARGET_RUN]
     # pair: 2 runs; sweep: softmax (hidden units do not apply) + mlp16 + mlp8; mlp16-adam is shared.
     assert len(runs) == 4
-    assert set(runs["status"]) == {"ok"}
+    assert set(all_runs["status"]) == {"ok"}
     shared = runs[runs["run"].str.contains("mlp16")]
     assert shared["experiments"].item() == "pair;sweep"
-    for phase in ("startup", "data_load", "compile", "train", "test"):
+    for phase in ("startup", "data_load", "compile", "train", "eval", "test"):
         assert runs[f"time_{phase}"].gt(0).all(), phase
     assert runs["test_accuracy"].min() > 0.5  # the fixture is learnable
     assert runs["peak_memory_mb"].gt(0).all() and runs["threads"].eq(1).all()
+
+    # Time to accuracy: the target run stopped at the first epoch that reached its target.
+    history = pd.read_csv(tmp_path / "results/runs" / TARGET_RUN / "history.csv")
+    assert target["epochs_completed"] == 3 and target["reached_target"]
+    assert history["test_accuracy"].iloc[-1] >= 0.75 > history["test_accuracy"].iloc[:-1].max()
+    assert target["time_to_0.75"] == history["train_clock"].iloc[-1] < target["wall_to_0.75"]
+    assert target["epochs_to_0.75"] == 3 and pd.isna(target["time_to_0.999"])
+    settings = pd.read_csv(tmp_path / "results/summary/settings.csv").set_index("runs")
+    assert settings.loc[TARGET_RUN, "reached_0.75"] == 1 and settings.loc[TARGET_RUN, "reached_0.999"] == 0
+    # Every run's mlperf.log passes mlperf-logging's compliance checker with our mnist rules.
+    for name in (TARGET_RUN, runs["run"].iloc[0]):
+        passed, output = mlperf.check_log(tmp_path / "results/runs" / name / "mlperf.log")
+        assert passed, output[-2000:]
 
     run = tmp_path / "results/runs" / runs["run"].iloc[0]
     for name in (
@@ -123,12 +150,13 @@ def test_grid_trains_each_unique_run_once_and_only_new_ones_later(tmp_path, form
         "benchmark.tsv",
         "confusion.csv",
         "per_class.csv",
+        "mlperf.log",
     ):
         assert (run / name).stat().st_size > 0, name
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [1, 2] and history["samples_per_second"].gt(0).all()
     timings = pd.read_csv(tmp_path / "results/summary/timings.csv")
-    assert set(timings["phase"]) == {"startup", "data-load", "compile", "train", "test"}
+    assert set(timings["phase"]) == {"startup", "data-load", "compile", "train", "eval", "test"}
     assert len(pd.read_csv(tmp_path / "results/summary/machine.csv")) == 1
     assert "epoch 2: loss" in (run / "train.log").read_text()
     assert not list((tmp_path / ".snakemake/mnistbench/holders").glob("*.json"))  # the call forgot itself
@@ -140,7 +168,7 @@ def test_grid_trains_each_unique_run_once_and_only_new_ones_later(tmp_path, form
     snakemake(tmp_path, config, "--cores", "2")
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "results/runs").glob("*/metrics.json")}
     assert {p: after[p] for p in before} == before
-    assert len(after) == 5
+    assert len(after) == 6
 
 
 def test_a_new_file_at_local_path_is_fetched_again(tmp_path, formats, arrays):

@@ -1,0 +1,77 @@
+"""Time to accuracy from hand-made histories: the two clocks, unreached targets, the per-setting
+statistics that count a repeat that never got there."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from mnistbench import summary
+
+TARGETS = [0.9, 0.95, 0.97, 0.99]
+
+
+def history(accuracies, train_seconds=10.0, eval_seconds=1.0):
+    """Epochs of train_seconds each, every one evaluated in eval_seconds."""
+    n = len(accuracies)
+    train_clock = [train_seconds * (i + 1) for i in range(n)]
+    return pd.DataFrame(
+        {
+            "epoch": range(1, n + 1),
+            "test_accuracy": accuracies,
+            "eval_seconds": [eval_seconds] * n,
+            "train_clock": train_clock,
+            "wall_clock": [t + eval_seconds * (i + 1) for i, t in enumerate(train_clock)],
+        }
+    )
+
+
+def test_time_to_a_target_is_the_end_of_the_first_epoch_that_reached_it_on_both_clocks():
+    row = summary.times_to_targets(history([0.85, 0.96, 0.95, 0.975]), TARGETS)
+    assert (row["time_to_0.9"], row["wall_to_0.9"], row["epochs_to_0.9"]) == (20.0, 22.0, 2.0)
+    assert (row["time_to_0.95"], row["wall_to_0.95"], row["epochs_to_0.95"]) == (20.0, 22.0, 2.0)
+    assert (row["time_to_0.97"], row["wall_to_0.97"], row["epochs_to_0.97"]) == (40.0, 44.0, 4.0)
+
+
+def test_a_target_never_reached_is_empty_never_zero():
+    row = summary.times_to_targets(history([0.85, 0.96]), TARGETS)
+    assert row["time_to_0.99"] is None and row["wall_to_0.99"] is None and row["epochs_to_0.99"] is None
+    assert row["time_to_0.97"] is None
+
+
+def test_epochs_not_evaluated_do_not_count_and_old_histories_give_empty_times():
+    only_last = history([math.nan, math.nan, 0.98])
+    row = summary.times_to_targets(only_last, [0.9])
+    assert (row["time_to_0.9"], row["epochs_to_0.9"]) == (30.0, 3.0)
+    before = pd.DataFrame({"epoch": [1], "loss": [0.3], "seconds": [2.0]})  # no evaluation columns
+    assert summary.times_to_targets(before, [0.9]) == {
+        "time_to_0.9": None,
+        "wall_to_0.9": None,
+        "epochs_to_0.9": None,
+    }
+
+
+def test_target_labels_are_short():
+    assert [summary.target_label(t) for t in (0.9, 0.97, 1, 0.995)] == ["0.9", "0.97", "1", "0.995"]
+
+
+@pytest.mark.parametrize(
+    "times, median, q1, reached",
+    [
+        ([10.0, 12.0, 14.0], 12.0, 11.0, 3),
+        ([10.0, 12.0, None], 12.0, 11.0, 2),  # the one that never got there is the slowest
+        ([10.0, None, None], None, None, 1),  # most never got there: no median
+    ],
+)
+def test_setting_statistics_count_repeats_that_never_reached_a_target_as_slowest(times, median, q1, reached):
+    group = pd.DataFrame(
+        {
+            "time_to_0.97": times,
+            "wall_to_0.97": [t and t + 1 for t in times],
+            "epochs_to_0.97": [t and t / 10 for t in times],
+        }
+    )
+    row = summary.target_statistics(group)
+    assert row["time_to_0.97_median"] == median and row["reached_0.97"] == reached
+    assert row["wall_to_0.97_median"] == (median and median + 1)
+    assert row["time_to_0.97_q1"] == q1
