@@ -7,7 +7,7 @@ rule report:
         ),
         confusion=run_paths("confusion.csv"),
         notebook=repo_file("notebooks/report.ipynb"),
-        plotting_code=repo_file("mnistbench/plots.py"),
+        plotting_code=repo_files("mnistbench/plots.py", "mnistbench/time_to_accuracy.py"),
     output:
         notebook="results/report.ipynb",
         html=report(
