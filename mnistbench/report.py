@@ -6,11 +6,13 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
 import papermill
 from nbconvert import HTMLExporter
+from traitlets.config import Config
 
 from mnistbench.files import atomic_write
 
@@ -18,10 +20,12 @@ log = logging.getLogger("mnistbench")
 
 # The lab template links require.js, MathJax and Mermaid from a CDN; the report must open
 # offline and needs none of them (no widgets, formulas or diagrams), so those scripts go.
+# The interactive tables' own scripts (report_tables: inline, no src) stay: the Mermaid module
+# is matched by the template's class name, not by the word, which a table's data may hold.
 _EXTERNAL_SCRIPT = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>\s*', re.I)
 _MATHJAX_BLOCK = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 _MERMAID_MODULE = re.compile(
-    r'<script type="module">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>', re.S
+    r'<script type="module">(?:(?!</script>).)*?\.jp-Mermaid(?:(?!</script>).)*</script>', re.S
 )
 
 
@@ -29,18 +33,28 @@ def execute(template: str, notebook_out: str, parameters: dict) -> None:
     # The "python3" kernel runs the first `python` on PATH: make it this environment's.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ log out of the page
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-    atomic_write(
-        notebook_out,
-        lambda temporary: papermill.execute_notebook(
-            template,
-            temporary,
-            parameters=parameters,
-            kernel_name="python3",
-            language="python",
-            progress_bar=False,
-            cwd=os.getcwd(),
-        ),
-    )
+    # The kernel talks over Unix sockets in a private folder, not over localhost TCP: no port can
+    # clash with another job's kernel on the node, no other user can reach the sockets, and ipykernel
+    # has no reason to warn that the traffic is unencrypted. A short folder (the system's temporary
+    # one) keeps the socket paths under the 107-byte limit of a Unix socket's name. Passed as config,
+    # not as a ready kernel manager, so that nbclient still owns the kernel and shuts it down.
+    with tempfile.TemporaryDirectory(prefix="mnistbench-kernel-") as sockets:
+        kernel = Config()
+        kernel.KernelManager.transport = "ipc"
+        kernel.KernelManager.connection_file = str(Path(sockets) / "kernel.json")
+        atomic_write(
+            notebook_out,
+            lambda temporary: papermill.execute_notebook(
+                template,
+                temporary,
+                parameters=parameters,
+                kernel_name="python3",
+                language="python",
+                progress_bar=False,
+                cwd=os.getcwd(),
+                config=kernel,
+            ),
+        )
 
 
 def to_html(notebook_path: str, html_out: str, show_code: bool = False) -> None:

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from mnistbench import plots, summary
-from mnistbench import time_to_accuracy as tta
 from mnistbench.grid import Run
+from mnistbench.plots import time_to_accuracy as tta
 
 TARGETS = [0.9, 0.95, 0.97, 0.98, 0.99]
 
@@ -28,10 +28,11 @@ def setting(times: dict, reached: dict, accuracy: float, n: int = 3, **overrides
     return row
 
 
-CNN_ADAM = "cnn adam b128 e3 tensorflow"
-CNN_SGD = "cnn sgd b32 e3 tensorflow"
-MLP = "mlp64-linear adam b32 e2 tensorflow"
-SOFTMAX = "softmax sgd b32 e1 tensorflow"
+# Labels name the settings that vary among these (not the backend, which does not).
+CNN_ADAM = "cnn adam b128 e3"
+CNN_SGD = "cnn sgd b32 e3"
+MLP = "mlp64-linear adam b32 e2"
+SOFTMAX = "softmax sgd b32 e1"
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from mnistbench import plots
 from mnistbench.grid import SETTINGS
+from mnistbench.plots.labels import finished, model_label, setting_label
 
 # Enough lines to compare, few enough to tell apart (ten colours, then a second marker).
 MOST_LINES = 12
@@ -45,9 +45,9 @@ def percent(target: str) -> str:
 
 
 def model_groups(settings: pd.DataFrame) -> pd.Series:
-    """The model of each setting (plots.model_label), with its dataset where several ran: a
+    """The model of each setting (model_label), with its dataset where several ran: a
     target means something else on another dataset."""
-    models = pd.Series(plots.model_label(settings), index=settings.index)
+    models = pd.Series(model_label(settings), index=settings.index)
     if "dataset" in settings and settings["dataset"].nunique() > 1:
         models = models + " on " + settings["dataset"].astype(str)
     return models
@@ -80,7 +80,7 @@ def fastest_to_target_lines(settings: pd.DataFrame) -> list[str]:
             "**Time to accuracy**: no accuracy targets in these results (none configured, or "
             "they predate the per-epoch evaluation)."
         ]
-    labelled = settings.assign(setting=plots.setting_label(settings), model_group=model_groups(settings))
+    labelled = settings.assign(setting=setting_label(settings), model_group=model_groups(settings))
     found, missed = [], []
     for model, group in labelled.groupby("model_group", sort=True):
         highest = next((t for t in reversed(targets) if group[f"time_to_{t}_median"].notna().any()), None)
@@ -137,7 +137,7 @@ def time_to_target_table(settings: pd.DataFrame) -> pd.DataFrame:
     targets = targets_in(settings)
     if settings.empty or not targets:
         return pd.DataFrame()
-    table = pd.DataFrame({"setting": plots.setting_label(settings), "n": settings["n"].astype(int)})
+    table = pd.DataFrame({"setting": setting_label(settings), "n": settings["n"].astype(int)})
     for target in targets:
         table[f"to {percent(target)}"] = [_target_cell(row, target) for _, row in settings.iterrows()]
     table["final accuracy"] = settings["test_accuracy_median"].map(
@@ -166,9 +166,9 @@ def first_repeats(runs: pd.DataFrame) -> pd.DataFrame:
     """Each setting's first finished repeat, labelled by its setting (by its run's name where
     two settings share a label, e.g. differing only in learning rate or seed)."""
     keys = [name for name in SETTINGS if name in runs]
-    finished = plots.finished(runs).sort_values("repeat")
-    first = finished[~finished.duplicated(keys)]  # duplicated() counts NaN equal to NaN
-    labels = plots.setting_label(first)
+    done = finished(runs).sort_values("repeat")
+    first = done[~done.duplicated(keys)]  # duplicated() counts NaN equal to NaN
+    labels = setting_label(first)
     return first.assign(setting=labels.where(~labels.duplicated(keep=False), first["run"]))
 
 

@@ -1,0 +1,118 @@
+"""The report's opening lines: the seed documents reproduced, the fastest setting to each model's
+highest target, the most accurate setting, one headline per swept dimension, and the settings
+whose numbers are not to be trusted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mnistbench.plots.dimensions import DimensionSection
+from mnistbench.plots.labels import setting_label, spread
+from mnistbench.plots.tables import SEED_CLAIMS, claimed_setting
+from mnistbench.plots.time_to_accuracy import fastest_to_target_lines
+
+# A headline names at most this many values of its dimension; its section has them all.
+MOST_VALUES = 4
+
+
+def key_results(settings: pd.DataFrame, sections: list[DimensionSection] = ()) -> list[str]:
+    """The seed reproductions, per model the fastest setting to the highest accuracy target
+    reached, the most accurate setting, a headline per swept dimension (dimension_sections), and
+    the settings whose times are not to be trusted."""
+    if settings.empty:
+        return ["No run finished, so there are no results yet."]
+    lines = []
+    for claim in SEED_CLAIMS:
+        row = claimed_setting(settings, claim)
+        if row is not None:
+            lines.append(
+                f"**{claim['document']}** ({claim['setting']}): {row['test_accuracy_median']:.1%} "
+                f"test accuracy (reported {claim['reported_accuracy']}), "
+                f"train phase {spread(row, 'time_train')}."
+            )
+    lines += fastest_to_target_lines(settings)
+    labelled = settings.assign(setting=setting_label(settings))
+    best = labelled.sort_values("test_accuracy_median", ascending=False).iloc[0]
+    lines.append(
+        f"**Most accurate**: {best['setting']}, {best['test_accuracy_median']:.2%}, "
+        f"train phase {spread(best, 'time_train')}."
+    )
+    lines += [line for line in map(dimension_headline, sections) if line]
+    return lines + trust_lines(labelled)
+
+
+def trust_lines(labelled: pd.DataFrame) -> list[str]:
+    lines = []
+    for _, row in labelled[labelled["noisy"] | labelled["overlapped"]].iterrows():
+        why = " and ".join(
+            reason
+            for reason, flag in (("noisy", row["noisy"]), ("measured with overlap", row["overlapped"]))
+            if flag
+        )
+        lines.append(
+            f"**Not to be trusted** ({why}): {row['setting']}, train phase {spread(row, 'time_train')}."
+        )
+    for _, row in labelled[~labelled["identical_results"].astype(bool)].iterrows():
+        lines.append(
+            f"**Repeats differ** in accuracy or loss: {row['setting']} "
+            "(its backend is not deterministic here)."
+        )
+    return lines
+
+
+def dimension_headline(section: DimensionSection) -> str | None:
+    """ "**precision** against float32: mixed_bfloat16 1.60x faster, accuracy -0.10 pt (with cnn
+    fixed)": per value, the median over the groups of settings that differ in the dimension only
+    of its train-phase ratio to the reference value and of its accuracy change, and over how many
+    groups; None where no two settings differ in the dimension only."""
+    if section.empty:
+        return None
+    if section.dimension == "seed":
+        return _seed_headline(section)
+    ratios, dimension = section.ratios, section.dimension
+    reference = ratios.loc[ratios[dimension] == ratios["vs"], dimension].mode().iloc[0]
+    compared = ratios[(ratios["vs"] == reference) & (ratios[dimension] != reference)]
+    by_value = list(compared.groupby(dimension, sort=False))
+    parts = [_value_phrase(dimension, value, rows) for value, rows in by_value[:MOST_VALUES]]
+    if len(by_value) > MOST_VALUES:
+        parts.append(f"{len(by_value) - MOST_VALUES} more values in its section")
+    return f"**{dimension}** against {reference}: " + "; ".join(parts) + f" ({_over(compared, dimension)})."
+
+
+def _value_phrase(dimension: str, value, rows: pd.DataFrame) -> str:
+    change = f"accuracy {float(np.median(rows['accuracy change (pt)'])):+.2f} pt"
+    if dimension == "threads":
+        speedup, efficiency = (float(np.median(rows[column])) for column in ("speed-up", "efficiency"))
+        return f"{value} threads {speedup:.2f}x speed-up (efficiency {efficiency:.0%}), {change}"
+    ratio = float(np.median(rows["train ratio"]))
+    if round(ratio, 2) == 1:
+        return f"{value} as fast (ratio {ratio:.2f}), {change}"
+    faster = f"{1 / ratio:.2f}x faster" if ratio < 1 else f"{ratio:.2f}x slower"
+    return f"{value} {faster}, {change}"
+
+
+def _over(compared: pd.DataFrame, dimension: str) -> str:
+    """Over how many groups the medians were taken; the one group's label where there is one."""
+    counts = compared.groupby(dimension).size()
+    if counts.max() == 1:
+        held = compared["setting"].iloc[0]
+        return f"train phase, with {held} fixed" if held else "train phase"
+    many = f"{counts.min()}-{counts.max()}" if counts.min() != counts.max() else str(counts.max())
+    return f"train phase; medians over {many} groups of settings that differ in it only"
+
+
+def _seed_headline(section: DimensionSection) -> str:
+    """The spread that seeds alone make: per group, the range of median accuracy and the ratio of
+    the slowest to the fastest median train phase across its seeds; their medians over groups."""
+    spans = section.groups.groupby("group_id").agg(
+        accuracy=("test_accuracy_median", lambda a: 100 * (a.max() - a.min())),
+        train=("time_train_median", lambda t: t.max() / t.min()),
+        seeds=("value", "nunique"),
+    )
+    return (
+        f"**seed**: across {int(spans['seeds'].median())} seeds the test accuracy spans "
+        f"{spans['accuracy'].median():.2f} pt and the slowest train phase is "
+        f"{spans['train'].median():.2f}x the fastest (median over {len(spans)} settings differing "
+        "in the seed only): differences smaller than these are noise."
+    )
