@@ -12,7 +12,7 @@ import pytest
 from mnistbench import compare, plots, summary
 from mnistbench.grid import Run
 from mnistbench.plots import dimensions, figures
-from mnistbench.plots.key_results import dimension_headline
+from mnistbench.plots.key_results import MOST_NAMED, dimension_headline
 from mnistbench.plots.labels import setting_label
 
 
@@ -228,3 +228,17 @@ def test_figures_stay_bounded_at_a_thousand_settings(thousand):
         assert height <= figures.MAX_HEIGHT and height * figure.dpi <= 1800
         assert len(figure.axes[0].get_yticklabels()) <= figures.MOST_ROWS
         plt.close(figure)
+
+
+def test_key_results_stay_short_at_a_thousand_settings(thousand):
+    runs, settings = thousand
+    flags = {"noisy": settings["seed"] % 2 == 0, "overlapped": settings["seed"] == 3}
+    settings = settings.assign(**flags, identical_results=settings["seed"] != 5)
+    sections = dimensions.dimension_sections(runs)
+    lines = plots.key_results(settings, sections)
+    untrusted = [line for line in lines if line.startswith("**Not to be trusted**")]
+    differ = [line for line in lines if line.startswith("**Repeats differ**")]
+    assert len(untrusted) == len(differ) == MOST_NAMED + 1
+    assert "595 more settings, 500 noisy and 100 measured with overlap" in untrusted[-1]
+    assert "95 more settings" in differ[-1]
+    assert len(lines) <= 30

@@ -42,9 +42,16 @@ def key_results(settings: pd.DataFrame, sections: list[DimensionSection] = ()) -
     return lines + trust_lines(labelled)
 
 
+# Key results name at most this many settings per warning; the settings table flags them all.
+MOST_NAMED = 5
+
+
 def trust_lines(labelled: pd.DataFrame) -> list[str]:
+    """The settings whose times are not to be trusted and those whose repeats differ: each named
+    up to MOST_NAMED (the slowest first), then counted, so that a large grid keeps a short list."""
     lines = []
-    for _, row in labelled[labelled["noisy"] | labelled["overlapped"]].iterrows():
+    flagged = labelled[labelled["noisy"] | labelled["overlapped"]].sort_values("time_train_median")[::-1]
+    for _, row in flagged.head(MOST_NAMED).iterrows():
         why = " and ".join(
             reason
             for reason, flag in (("noisy", row["noisy"]), ("measured with overlap", row["overlapped"]))
@@ -53,10 +60,22 @@ def trust_lines(labelled: pd.DataFrame) -> list[str]:
         lines.append(
             f"**Not to be trusted** ({why}): {row['setting']}, train phase {spread(row, 'time_train')}."
         )
-    for _, row in labelled[~labelled["identical_results"].astype(bool)].iterrows():
+    if len(flagged) > MOST_NAMED:
+        lines.append(
+            f"**Not to be trusted**: {len(flagged) - MOST_NAMED} more settings, "
+            f"{int(flagged['noisy'].sum())} noisy and {int(flagged['overlapped'].sum())} measured with "
+            "overlap in all (the columns noisy and overlapped of the settings table)."
+        )
+    varied = labelled[~labelled["identical_results"].astype(bool)]
+    for _, row in varied.head(MOST_NAMED).iterrows():
         lines.append(
             f"**Repeats differ** in accuracy or loss: {row['setting']} "
             "(its backend is not deterministic here)."
+        )
+    if len(varied) > MOST_NAMED:
+        lines.append(
+            f"**Repeats differ**: {len(varied) - MOST_NAMED} more settings "
+            "(the column identical_results of the settings table)."
         )
     return lines
 
