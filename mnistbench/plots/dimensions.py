@@ -18,7 +18,14 @@ from matplotlib.ticker import LogFormatter
 
 from mnistbench.compare import ratio_interval
 from mnistbench.grid import MLP_ONLY, SETTINGS
-from mnistbench.plots.labels import finished, model_label, setting_label, setting_texts, varying_settings
+from mnistbench.plots.labels import (
+    finished,
+    is_number,
+    model_label,
+    setting_label,
+    setting_texts,
+    varying_settings,
+)
 from mnistbench.plots.time_to_accuracy import percent, sorting_target, targets_in
 
 CONFIDENCE = 0.95
@@ -86,17 +93,9 @@ def ordered_values(dimension: str, values) -> list[str]:
     unset value (UNSET) first, known names in VALUE_ORDER, others alphabetically."""
     distinct = sorted(set(values))
     if dimension in NUMERIC:
-        return sorted(distinct, key=lambda v: float(v) if _is_number(v) else -math.inf)
+        return sorted(distinct, key=lambda v: float(v) if is_number(v) else -math.inf)
     known = VALUE_ORDER.get(dimension, ())
     return sorted(distinct, key=lambda v: (known.index(v) if v in known else len(known), v))
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _ignored(dimension: str) -> tuple[str, ...]:

@@ -120,3 +120,12 @@ def _joined(parts: list[pd.Series], index) -> pd.Series:
         return pd.Series("", index=index, dtype=object)
     frame = pd.concat([part.astype(str) for part in parts], axis=1)
     return frame.apply(lambda row: " ".join(token for token in row if token), axis=1).astype(object)
+
+
+def is_number(text: str) -> bool:
+    """Whether a setting's value as text (a target label, a CSV cell) reads as a number."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

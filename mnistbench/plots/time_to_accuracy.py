@@ -14,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 
 from mnistbench.grid import SETTINGS
-from mnistbench.plots.labels import finished, model_label, setting_label
+from mnistbench.plots.labels import finished, is_number, model_label, setting_label
 
 # Enough lines to compare, few enough to tell apart (ten colours, then a second marker).
 MOST_LINES = 12
@@ -28,15 +28,7 @@ def targets_in(table: pd.DataFrame, suffix: str = "_median") -> list[str]:
         for column in table.columns
         if column.startswith("time_to_") and column.endswith(suffix)
     ]
-    return sorted((label for label in labels if _is_number(label)), key=float)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return sorted((label for label in labels if is_number(label)), key=float)
 
 
 def percent(target: str) -> str:
