@@ -80,6 +80,18 @@ def times_to_targets(history: pd.DataFrame, targets) -> dict:
     return row
 
 
+def _training_ended(metrics: dict, started: float | None, train_seconds: float | None) -> float | None:
+    """When the run's last epoch, or the evaluation after it, ended: evaluations run between the
+    epochs, so the train phase's start plus its seconds (evaluations taken out) ends too early."""
+    epochs = (metrics.get("timeline") or {}).get("epochs") or []
+    # Without evaluation every epoch, the one evaluation is the test phase, after training.
+    kinds = ("stop", "eval_stop") if metrics.get("eval_every_epoch") else ("stop",)
+    ends = [epoch[kind] for epoch in epochs for kind in kinds if epoch.get(kind)]
+    if ends:
+        return max(ends)
+    return started + train_seconds if started and train_seconds else None
+
+
 def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, experiments: list[str]) -> dict:
     params = metrics["params"]
     row = {"run": metrics["run"], "experiments": ";".join(experiments)}
@@ -106,7 +118,7 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, expe
     row["cpu_seconds"] = float(benchmark["cpu_time"].iloc[0]) if len(benchmark) else None
     started = metrics.get("phase_started_unix", {}).get("train")
     row["train_started_unix"] = started
-    row["train_finished_unix"] = started + train_seconds if started and train_seconds else None
+    row["train_finished_unix"] = _training_ended(metrics, started, train_seconds)
     load_at_start, load_at_end = metrics.get("load_at_start", {}), metrics.get("load_at_end", {})
     row.update(
         load_average_start=load_at_start.get("load_average"),

@@ -77,3 +77,15 @@ def test_setting_statistics_count_repeats_that_never_reached_a_target_as_slowest
     for column, expected in (("time_to_0.97_median", median), ("time_to_0.97_q1", q1)):
         assert row[column] == expected if expected else pd.isna(row[column]), column
     assert row["wall_to_0.97_median"] == median + 1 if median else pd.isna(row["wall_to_0.97_median"])
+
+
+def test_a_runs_training_ends_after_its_last_epoch_and_the_evaluations_between_epochs():
+    epochs = [
+        {"start": 100.0, "stop": 110.0, "eval_stop": 111.0},
+        {"start": 111.0, "stop": 121.0, "eval_stop": 122.0},
+    ]
+    metrics = {"timeline": {"epochs": epochs}, "eval_every_epoch": True}
+    # The train phase is 20 s once the 2 s of evaluations are taken out: 120 would end too early.
+    assert summary._training_ended(metrics, 100.0, 20.0) == 122.0
+    assert summary._training_ended({**metrics, "eval_every_epoch": False}, 100.0, 20.0) == 121.0
+    assert summary._training_ended({}, 100.0, 20.0) == 120.0  # results from before evaluations
