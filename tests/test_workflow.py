@@ -243,6 +243,7 @@ def test_hardware_dimensions_sweep_threads_precision_and_compiler(tmp_path, form
     assert (float32 - bf16).abs().max() <= 0.01 + 1e-9  # within a point
 
     report = (tmp_path / "results/report.html").read_text()
-    assert 'id="compare-threads"' in report and 'id="compare-precision"' in report
-    assert 'id="compare-jit_compile"' in report and "efficiency" in report
+    for dimension in ("threads", "precision", "jit_compile"):  # a section each, with its ratio table
+        assert f'id="dimension-{dimension}"' in report and f'id="ratios-{dimension}"' in report, dimension
+    assert "efficiency" in report
     assert "t2 bf16 xla" in report  # labels name the settings that vary
