@@ -1,7 +1,7 @@
 """Interactive tables for the report: sortable, searchable and paged in the page itself.
 
 itables in its offline mode: `init()` embeds DataTables (its JavaScript and CSS, about 1 MB) in the
-notebook's output once, so the exported HTML opens without network; `interactive()` then shows a
+notebook's output once, so the exported HTML opens without network; `to_html()` then gives a
 DataFrame as a DataTable that needs nothing else.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pandas as pd
-from IPython.display import HTML, display
 from itables import init_notebook_mode, to_html_datatable
 
 # Passed with every table rather than set in itables.options, so that an itables.toml of the user's
@@ -47,8 +46,8 @@ OPTIONS = {
 
 
 def init() -> None:
-    """Embeds DataTables in the notebook's output; call once, before the first `interactive()`."""
-    # all_interactive=False: only the tables passed to interactive() become DataTables.
+    """Embeds DataTables in the notebook's output; call once, before the first `to_html()`."""
+    # all_interactive=False: only the tables made by to_html() become DataTables.
     init_notebook_mode(all_interactive=False, connected=False)
 
 
@@ -71,13 +70,3 @@ def to_html(
             lengthMenu=[10, 25, 100, {"label": "All", "value": -1}],
             **OPTIONS,
         )
-
-
-def interactive(
-    frame: pd.DataFrame,
-    name: str,
-    page_length: int = 25,
-    float_format: Callable[[float], str] | None = "{:.4g}".format,
-) -> None:
-    """Displays `frame` as a sortable, searchable table of `page_length` rows a page."""
-    display(HTML(to_html(frame, name, page_length, float_format)))
