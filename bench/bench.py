@@ -54,7 +54,7 @@ def measure(mode, backend, model, batch, epochs, threads, pinned=True):
     return Spread({phase: [run[phase] for run in runs] for phase in runs[0]})
 
 
-def measure_once(mode, backend, model, batch, epochs, threads, pinned, extra=()):
+def measure_once(mode, backend, model, batch, epochs, threads, pinned, extra=(), data=PREPARED):
     command = [
         PYTHON,
         str(REPO / "bench/measure.py"),
@@ -63,7 +63,7 @@ def measure_once(mode, backend, model, batch, epochs, threads, pinned, extra=())
         model,
         str(batch),
         str(epochs),
-        str(PREPARED),
+        str(data),
         str(threads),
         *([] if pinned else ["unpinned"]),
         *extra,

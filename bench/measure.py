@@ -5,7 +5,7 @@ MODE: workflow (the workflow's train phase, fast path), workflow-jit (the same w
 jit_compile forced on: XLA, or torch.compile on PyTorch) or plain (Keras fit() with its defaults).
 Both get the same CPU budget: pinned to THREADS CPUs as a training job is (train.pin_cpus),
 unless "unpinned" is given; precision=P sets the run's dtype policy (workflow modes). Prints
-one JSON line of phase seconds.
+one JSON line of phase seconds and each epoch's seconds.
 """
 
 import json
@@ -15,8 +15,9 @@ import time
 from mnistbench.cpus import claim_cpus
 from mnistbench.grid import Run
 from mnistbench.prepare import load_prepared
+from mnistbench.runtime import configure_runtime, start_training_process
 from mnistbench.stopwatch import Stopwatch
-from mnistbench.train import configure_runtime, start_training_process, train_run
+from mnistbench.train import train_run
 
 mode, backend, model, batch_size, epochs, data_path, threads = sys.argv[1:8]
 batch_size, epochs, threads = int(batch_size), int(epochs), int(threads)
@@ -43,7 +44,8 @@ if mode.startswith("workflow"):
     watch = Stopwatch()
     options = {"steps_per_execution": 0}
     outcome = train_run(run, data_path, threads, options, watch)
-    print(json.dumps({**watch.seconds, "accuracy": outcome.test.accuracy}))
+    epochs_s = [row["seconds"] for row in outcome.history]
+    print(json.dumps({**watch.seconds, "accuracy": outcome.test.accuracy, "epoch_seconds": epochs_s}))
 else:
     import keras
 
@@ -62,6 +64,15 @@ else:
     x, y = arrays["x_train"], arrays["y_train"]
     net = build_model(run, shift, scale)
     net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    epochs_s = []
+
+    class EpochSeconds(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epochs_s.append(time.perf_counter() - self.started)
+
     start = time.perf_counter()
-    net.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
-    print(json.dumps({"train": time.perf_counter() - start}))
+    net.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[EpochSeconds()])
+    print(json.dumps({"train": time.perf_counter() - start, "epoch_seconds": epochs_s}))

@@ -1,4 +1,4 @@
-"""The TensorFlow input pipeline: the workflow's batches (`train.shuffled_batches`) against
+"""The TensorFlow input pipeline: the workflow's batches (`pipeline.shuffled_batches`) against
 Keras's own array pipeline (tf.data tuned by a background thread), side by side in one run.
 
     .venv/bin/python bench/pipeline.py [--repeats 5]
@@ -34,14 +34,14 @@ MEASURES = ["train", "epochs", "after last epoch"]
 
 def measure_once(pipeline: str, batch_size: int, epochs: int) -> dict:
     """In this (fresh) process: train once, return the train phase split at the epoch marks."""
-    from mnistbench import train
+    from mnistbench import pipeline, runtime, train
     from mnistbench.grid import Run
 
-    train.start_training_process("tensorflow", 1, True)
-    keras = train.start_keras("tensorflow", 1)
-    train.seed_everything(keras, 0)
+    runtime.start_training_process("tensorflow", 1, True)
+    keras = runtime.start_keras("tensorflow", 1)
+    runtime.seed_everything(keras, 0)
     run = Run(model="mlp", batch_size=batch_size, epochs=epochs)
-    data = train.load_data(PREPARED)
+    data = pipeline.load_data(PREPARED)
     model = train.build_and_compile(run, data, train.choose_fast_path(run, len(data.x_train), 0, "auto"))
     marks = []
 
@@ -53,7 +53,7 @@ def measure_once(pipeline: str, batch_size: int, epochs: int) -> dict:
             marks.append(time.perf_counter())
 
     if pipeline == "ours":
-        inputs = {"x": train.shuffled_batches(data, batch_size), "shuffle": False}
+        inputs = {"x": pipeline.shuffled_batches(data, batch_size), "shuffle": False}
     else:
         inputs = {"x": data.x_train, "y": data.y_train, "batch_size": batch_size, "shuffle": True}
     start = time.perf_counter()

@@ -210,9 +210,24 @@ def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
     return "same"
 
 
+COMPARED = ("faster", "slower", "same")
+ONLY = ("only in this set", "only in the baseline")
+
+
+def table_columns() -> list[str]:
+    """compare.csv's columns, whatever it holds: a table with no setting in both sets has them too."""
+    columns = [*SETTINGS, "n", "n_baseline"]
+    for metric in METRICS:
+        columns += [f"{metric}_median", f"{metric}_baseline_median", f"{metric}_ratio"]
+        if metric != "test_accuracy":
+            columns += [f"{metric}_ratio_low", f"{metric}_ratio_high"]
+    return [*columns, "verdict"]
+
+
 def compare(runs: pd.DataFrame, baseline: pd.DataFrame, threshold: float = 1.1, confidence: float = 0.95):
     """compare.csv: a row per setting in both sets (ratios are this set over the baseline: below
-    1 is faster), a row per setting in one set only, and the geometric mean of the ratios."""
+    1 is faster), a row per setting in one set only, and the geometric mean of the ratios. Only
+    finished (ok) runs count: a setting with none on a side is in the other set only."""
     ours, theirs = _settings(runs), _settings(baseline)
     rows = []
     for key in [*ours, *(k for k in theirs if k not in ours)]:
@@ -241,8 +256,8 @@ def compare(runs: pd.DataFrame, baseline: pd.DataFrame, threshold: float = 1.1, 
             row["time_train_ratio"], row["time_train_ratio_low"], row["time_train_ratio_high"], threshold
         )
         rows.append(row)
-    table = pd.DataFrame(rows)
-    both = table[table["verdict"].isin(["faster", "slower", "same"])]
+    table = pd.DataFrame(rows, columns=table_columns())
+    both = table[table["verdict"].isin(COMPARED)]
     if len(both):
         geometric = {
             "verdict": "geometric mean",
@@ -270,7 +285,7 @@ def _ratio_plot(table: pd.DataFrame) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = table[table["verdict"].isin(["faster", "slower", "same"])].sort_values("time_train_ratio")
+    data = table[table["verdict"].isin(COMPARED)].sort_values("time_train_ratio")
     figure, axes = plt.subplots(figsize=(9, max(2.5, 0.4 * len(data) + 1)))
     labels = [setting_label(row) for _, row in data.iterrows()]
     ratio = data["time_train_ratio"].to_numpy()
@@ -304,6 +319,27 @@ def _machines(machine: pd.DataFrame, baseline_machine: pd.DataFrame) -> str:
     return "<table><tr><th>attribute</th><th>baseline</th><th>this set</th></tr>" + "".join(rows) + "</table>"
 
 
+def _finished(runs: pd.DataFrame) -> str:
+    """ "3 of 6 runs ended ok (2 failed, 1 diverged)" """
+    others = runs.loc[runs["status"] != "ok", "status"].value_counts()
+    why = ", ".join(f"{count} {status}" for status, count in others.items())
+    return f"{int((runs['status'] == 'ok').sum())} of {len(runs)} runs ended ok" + (
+        f" ({why})" if why else ""
+    )
+
+
+def _nothing_to_compare(table: pd.DataFrame, runs: pd.DataFrame, baseline: pd.DataFrame) -> str:
+    """Where no setting finished in both sets, a paragraph that says so, and why."""
+    if table["verdict"].isin(COMPARED).any():
+        return ""
+    return (
+        "<p><b>Nothing to compare</b>: no setting has a finished (ok) run in both sets. "
+        f"This set: {html.escape(_finished(runs))}; the baseline: {html.escape(_finished(baseline))}. "
+        "The table lists the settings each side finished, as <i>only in this set</i> or "
+        "<i>only in the baseline</i>.</p>"
+    )
+
+
 def write_html(
     path, table: pd.DataFrame, runs, baseline, machine, baseline_machine, baseline_path, threshold
 ) -> None:
@@ -334,6 +370,10 @@ def write_html(
     body = ordered[[c for c in columns if c in ordered]].to_html(
         index=False, na_rep="-", float_format="{:.4g}".format, table_id="compare"
     )
+    if table["verdict"].isin(COMPARED).any():
+        plot = f'<img alt="train-phase ratios" src="data:image/png;base64,{_ratio_plot(table)}">'
+    else:
+        plot = "<p>None: no setting to compare.</p>"
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>mnistbench comparison</title>
 <style>
@@ -348,7 +388,8 @@ tr.differs {{background: #fff3b0}}
 (matched by their run settings). Ratios are this set over the baseline: below 1 is faster. A setting is
 <b>faster</b> or <b>slower</b> only when the {"bootstrap"} interval of the train phase's ratio of medians
 excludes 1 and the ratio passes {threshold:g} (or 1/{threshold:g}); otherwise <b>same</b>.
-Verdicts: {html.escape(", ".join(f"{v}: {n}" for v, n in counts.items()))}.</p>
+Verdicts: {html.escape(", ".join(f"{v}: {n}" for v, n in counts.items()) or "none")}.</p>
+{_nothing_to_compare(table, runs, baseline)}
 <h2>Machines and software</h2>
 <p>Highlighted rows differ.</p>
 {_machines(machine, baseline_machine)}
@@ -357,7 +398,7 @@ Verdicts: {html.escape(", ".join(f"{v}: {n}" for v, n in counts.items()))}.</p>
 <h2>Settings, sorted by train-phase ratio</h2>
 {body}
 <h2>Ratios with their intervals</h2>
-<img alt="train-phase ratios" src="data:image/png;base64,{_ratio_plot(table)}">
+{plot}
 </body></html>
 """
     atomic_write(path, lambda temporary: Path(temporary).write_text(page))

@@ -12,6 +12,7 @@ import platform
 import statistics
 import sys
 import threading
+import time
 
 FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
@@ -215,31 +216,45 @@ def _open_nvml_gpu():
 
 class GpuSampler:
     """Samples the run's GPU's utilisation (%) and power (W) every `interval_s` in a daemon thread
-    while in the `with` block. No NVML or no visible GPU: no thread, and `summary()` gives None."""
+    while in the `with` block, and the energy it used (J): from NVML's energy counter where the
+    GPU has one (Volta and later), else its mean power times the block's seconds. No NVML or no
+    visible GPU: no thread, and `summary()` gives None."""
 
     def __init__(self, interval_s: float = 0.1):
         self.interval_s = interval_s
         self.utilization: list[float] = []
         self.power_w: list[float] = []
         self.samples = 0
+        self.seconds: float | None = None
+        self._energy_mj: list[int] = []  # the counter at the start and at the end
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pynvml = None
+        self._handle = None
 
     def __enter__(self) -> GpuSampler:
+        self._started = time.perf_counter()
         nvml = _open_nvml_gpu()
         if nvml is not None:  # else no thread: nothing to measure, nothing spent
-            self._pynvml = nvml[0]
+            self._pynvml, self._handle = nvml
+            self._read_energy()
             self._thread = threading.Thread(target=self._sample, args=nvml, daemon=True, name="gpu-sampler")
             self._thread.start()
         return self
 
     def __exit__(self, *exception) -> None:
+        self.seconds = time.perf_counter() - self._started
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
+            self._read_energy()
             _quietly(self._pynvml.nvmlShutdown)
+
+    def _read_energy(self) -> None:
+        energy = _quietly(lambda: self._pynvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
+        if energy is not None:
+            self._energy_mj.append(int(energy))
 
     def _sample(self, pynvml, handle) -> None:
         while True:  # sample first, so even a phase shorter than interval_s has one sample
@@ -251,12 +266,25 @@ class GpuSampler:
             if self._stop.wait(self.interval_s):
                 return
 
+    def energy(self) -> tuple[float | None, str | None]:
+        """Joules the GPU used in the block, and where the figure comes from."""
+        if len(self._energy_mj) == 2 and self._energy_mj[1] >= self._energy_mj[0]:
+            return round((self._energy_mj[1] - self._energy_mj[0]) / 1000, 3), "energy counter"
+        if self.power_w and self.seconds:
+            return round(statistics.fmean(self.power_w) * self.seconds, 3), "mean power x seconds"
+        return None, None
+
     def summary(self) -> dict:
         utilization, power_w = list(self.utilization), list(self.power_w)
+        energy_j, energy_from = self.energy()
         return {
             "gpu_utilization_mean": round(statistics.fmean(utilization), 1) if utilization else None,
             "gpu_utilization_max": max(utilization, default=None),
             "gpu_power_mean_w": round(statistics.fmean(power_w), 1) if power_w else None,
             "gpu_power_max_w": max(power_w, default=None),
             "gpu_samples": self.samples,
+            "gpu_energy_j": energy_j,
+            "gpu_energy_from": energy_from,
+            # The block's seconds: the train phase with the evaluations between its epochs.
+            "gpu_sampled_seconds": round(self.seconds, 3) if energy_j is not None else None,
         }

@@ -128,8 +128,14 @@ def added_tags(settings: dict) -> list[str]:
     tags += ["gpu" if given("device") == "gpu" else "", PRECISION_TAGS.get(given("precision"), "")]
     tags += [JIT_TAGS.get(jit, ""), f"p-{partition}" if partition else ""]
     target = given("target_accuracy")
-    tags += [f"to{float(target):g}" if target is not None else ""]
+    tags += [f"to{target_label(target)}" if target is not None else ""]
     return [tag for tag in tags if tag]
+
+
+def target_label(target: float) -> str:
+    """0.97 -> "0.97": an accuracy target as run names (_to0.97) and columns (time_to_0.97) read it,
+    to 6 significant digits; check_target_names refuses two that read the same."""
+    return f"{float(target):g}"
 
 
 HARDWARE_SETTINGS = ("threads", "device", "precision", "jit_compile", "partition")
@@ -194,6 +200,29 @@ def only_looking(arguments: list[str]) -> bool:
     return any(a.split("=")[0] in LOOKING_OPTIONS for a in arguments) or any("n" in a[1:] for a in short)
 
 
+def check_target_names(config: dict) -> None:
+    """Each of `targets` names its columns (time_to_<t>): two that read the same would collide."""
+    seen = {}
+    for target in config.get("targets", []):
+        label = target_label(target)
+        if label in seen:
+            raise ConfigError(
+                f"config key 'targets': {seen[label]!r} and {target!r} both read {label} (6 significant "
+                "digits), so their columns would collide; give targets that differ within 6 digits"
+            )
+        seen[label] = target
+
+
+def _same_name(first: Run, second: Run) -> str:
+    """One line naming the settings of two runs whose names read the same."""
+    values = [(name, getattr(first, name), getattr(second, name)) for name in SETTINGS]
+    differ = [f"{name} {a!r} and {b!r}" for name, a, b in values if a != b]
+    return (
+        f"config key 'experiments': {'; '.join(differ)} give the same run name {first.name} (a target "
+        "reads to 6 significant digits); give values that differ within 6 digits"
+    )
+
+
 def check_moved_keys(config: dict) -> None:
     """Keys of `train` that are run settings now: one line saying where each went."""
     for old, new in MOVED_TO_RUN.items():
@@ -255,6 +284,8 @@ def expand(config: dict) -> tuple[dict[str, Measurement], dict[str, list[str]]]:
     for run, count in repeats.items():
         for repeat in range(1, count + 1):
             job = Measurement(run, repeat)
+            if job.name in jobs:  # another run that reads the same: one would silently vanish
+                raise ConfigError(_same_name(jobs[job.name].run, run))
             jobs[job.name] = job
             experiments[job.name] = memberships[run]
     return jobs, experiments

@@ -86,24 +86,55 @@ def load_sample() -> dict:
     }
 
 
-def code_version(folder: Path = PACKAGE_DIR) -> str:
-    """The git commit of the checkout that holds this package, with "+modified" when its tracked
-    files differ from it; where there is no git checkout, a content hash of the package's code."""
+# The workflow's folder: the package's parent. Every process of a call imports the package of the
+# folder that runs (the Snakefile puts it first on the path), so this is that folder.
+WORKFLOW_DIR = PACKAGE_DIR.parent
+# What the workflow runs, where it is not a git checkout of its own: the digest covers these.
+SOURCE_PATHS = ("Snakefile", "mnistbench", "scripts", "rules", "notebooks", "schemas", "envs")
+NOT_SOURCE = ("__pycache__", ".ipynb_checkpoints")
+
+
+def code_version(folder: Path = WORKFLOW_DIR) -> str:
+    """The workflow's own git commit, with "+modified" when its tracked files differ from it,
+    where `folder` is the top of a git checkout; otherwise a digest of its source files. Never the
+    commit of an outer repository that merely contains the folder."""
+    folder = Path(folder).resolve()
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        changes = subprocess.run(
-            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if commit.returncode == 0 and changes.returncode == 0:
-            return commit.stdout.strip()[:12] + ("+modified" if changes.stdout.strip() else "")
+        top = _git(folder, "rev-parse", "--show-toplevel")
+        if top is not None and Path(top).resolve() == folder:
+            commit = _git(folder, "rev-parse", "HEAD")
+            changes = _git(folder, "status", "--porcelain", "--untracked-files=no")
+            if commit is not None and changes is not None:
+                return commit[:12] + ("+modified" if changes else "")
     except (OSError, subprocess.TimeoutExpired):
-        pass
+        pass  # no git here: the digest says what ran
+    return "source-sha256:" + source_digest(folder)[:12]
+
+
+def _git(folder: Path, *arguments: str) -> str | None:
+    """git's answer, stripped, or None where it fails (not a checkout, a foreign owner...)."""
+    result = subprocess.run(
+        ["git", "-C", str(folder), *arguments], capture_output=True, text=True, timeout=10
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def source_files(folder: Path) -> list[Path]:
+    """The workflow's source files under `folder` (SOURCE_PATHS), in a stable order."""
+    files = []
+    for name in SOURCE_PATHS:
+        path = folder / name
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        files += [
+            p for p in found if p.suffix != ".pyc" and not set(p.relative_to(folder).parts) & set(NOT_SOURCE)
+        ]
+    return files
+
+
+def source_digest(folder: Path) -> str:
+    """sha256 over the source files' paths (relative to `folder`) and contents."""
     digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return "package-sha256:" + digest.hexdigest()[:12]
+    for path in source_files(folder):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()

@@ -49,7 +49,7 @@ def _ms(seconds: float) -> int:
 
 
 def write_log(path, timeline: dict, submission: dict) -> None:
-    """Write `timeline` (see train.timeline) as MLPerf log lines to `path`, atomically. Optional
+    """Write `timeline` (see epochs.timeline) as MLPerf log lines to `path`, atomically. Optional
     timeline keys: dtype_policy (Keras's, default float32), config_filename (default config.yaml)."""
     if timeline["status"] not in (C.SUCCESS, C.ABORTED):
         raise ValueError(f"status must be success or aborted, not {timeline['status']!r}")
@@ -66,30 +66,36 @@ def write_log(path, timeline: dict, submission: dict) -> None:
     bad = [line for line in text.splitlines() if not line.startswith(":::MLLOG ")]
     if bad:
         raise ValueError(f"mllog could not write {path}: {bad[0]}")
+    _replace(path, text)
+
+
+def _replace(path, text: str) -> None:
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text)
     os.replace(partial, path)
 
 
+# The first words of the mlperf.log of a run that has none (see write_run_log).
+NO_LOG = "# No MLPerf log"
+
+
 def write_run_log(metrics_path, path, org: str) -> None:
-    """mlperf.log of one run from its metrics.json: a run that did not end ok was aborted, and one
-    that failed before training (no timeline) logs its init and an aborted run, at its own times."""
+    """mlperf.log of one run from its metrics.json; a run that did not end ok was aborted.
+
+    A run that never evaluated the test set (it failed or crashed: its timeline is lost) gets no
+    MLPerf log, since MLPerf's rules require an eval_accuracy and the checker fails a log without
+    one: `path` holds one comment line saying why instead (the rule's output, and what a reader
+    of the folder finds), and the run's train.log says what went wrong."""
     metrics = json.loads(Path(metrics_path).read_text())
-    params = metrics["params"]
-    timeline = metrics.get("timeline") or {
-        "init_start": metrics["started_unix"],
-        "init_stop": metrics["finished_unix"],
-        "run_start": metrics["finished_unix"],
-        "run_stop": metrics["finished_unix"],
-        "epochs": [],
-        "global_batch_size": params["batch_size"],
-        "train_samples": metrics.get("n_train", 0),
-        "eval_samples": 0,
-        "seed": params["seed"],
-        "opt_base_learning_rate": params.get("learning_rate") or 0.0,
-        "target_accuracy": params.get("target_accuracy"),
-    }
+    timeline = metrics.get("timeline") or {"epochs": []}
+    if not any(epoch.get("eval_accuracy") is not None for epoch in timeline["epochs"]):
+        _replace(
+            path,
+            f"{NO_LOG}: run {metrics['run']} ended {metrics['status']} before any evaluation of the "
+            "test set, and MLPerf's rules require an eval_accuracy; its train.log says why.\n",
+        )
+        return
     if metrics["status"] != "ok":
         timeline = {**timeline, "status": C.ABORTED}
     device = metrics.get("gpu_name") or metrics.get("cpu_model") or "CPU"
@@ -152,7 +158,11 @@ def _log_events(ml: MLLogger, t: dict, submission: dict) -> None:
 
 
 def check_log(path, ruleset: str = RULESET) -> tuple[bool, str]:
-    """Run mlperf-logging's compliance checker with mnist's rules on `path`: (passed, its output)."""
+    """Run mlperf-logging's compliance checker with mnist's rules on `path`: (passed, its output).
+    A run that has no log (NO_LOG) does not pass, and the output is the file's reason why."""
+    text = Path(path).read_text()
+    if text.startswith(NO_LOG):
+        return False, text
     with tempfile.TemporaryDirectory() as scratch:
         command = [sys.executable, "-m", "mlperf_logging.compliance_checker", "--usage", "training"]
         command += ["--ruleset", ruleset, "--config", str(RULES.resolve())]

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mnistbench import machine
+from mnistbench import cores, efficiency, machine
 from mnistbench.files import write_csv
-from mnistbench.grid import SETTINGS
+from mnistbench.grid import SETTINGS, target_label  # target_label names time_to_<t>
 from mnistbench.stopwatch import PHASES, phase_column
 
 log = logging.getLogger("mnistbench")
@@ -43,6 +43,8 @@ COPIED_FROM_METRICS = (
     "pinned",
     "why_unpinned",
     "steps_per_execution",
+    "compile_measured",
+    "compile_in_first_epoch_s",
     "eval_every_epoch",
     "reached_target",
 )
@@ -61,9 +63,11 @@ def _epoch_times(history: pd.DataFrame) -> tuple[float | None, float | None]:
     return float(seconds.iloc[0]), steady
 
 
-def target_label(target: float) -> str:
-    """0.97 -> "0.97", as in the columns time_to_0.97, wall_to_0.97, epochs_to_0.97."""
-    return f"{float(target):g}"
+def steady_epoch_seconds(history: pd.DataFrame) -> float | None:
+    """The steady epoch: the median of the epochs after the first (which traces and compiles), or
+    the only epoch where there is one."""
+    first, steady = _epoch_times(history)
+    return steady if steady is not None else first
 
 
 def times_to_targets(history: pd.DataFrame, targets) -> dict:
@@ -104,6 +108,9 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, expe
         test_loss=metrics.get("test_loss"),
         epochs_completed=metrics.get("epochs_completed", 0),
     )
+    short = cores.threads_short(metrics) if metrics["status"] == "ok" else None
+    if short:  # a result from before the calls refused such runs: never shown as its setting
+        row.update(status="failed", error=short)
     for phase in PHASES:
         row[phase_column(phase)] = metrics["timings"].get(phase)
     row["time_first_epoch"], row["time_epoch_steady"] = _epoch_times(history)
@@ -127,6 +134,7 @@ def _run_row(metrics: dict, benchmark: pd.DataFrame, history: pd.DataFrame, expe
         cpu_mhz_end=load_at_end.get("cpu_mhz"),
     )
     row.update({key: metrics.get(key) for key in COPIED_FROM_METRICS})
+    row.update(efficiency.run_columns(metrics, steady_epoch_seconds(history)))  # FLOPs, energy
     row.update(
         threads_given=metrics.get("threads"),  # Snakemake's, which --cores may scale down
         cpus=" ".join(map(str, metrics.get("cpus") or [])),
@@ -143,6 +151,7 @@ def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]], ta
     """Write runs.csv (one row per run and repeat), settings.csv (one row per setting), timings.csv
     and history.csv (long), machine.csv, datasets.csv."""
     rows, timings, histories, hosts = [], [], [], {}
+    host_gpus = efficiency.HostGpus()  # the GPU of each host that ran a GPU run
     for metrics_path, benchmark_path, history_path in zip(
         inputs["metrics"], inputs["benchmark"], inputs["history"], strict=True
     ):
@@ -150,12 +159,14 @@ def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]], ta
         benchmark = pd.read_csv(benchmark_path, sep="\t")
         history = pd.read_csv(history_path)
         row = _run_row(metrics, benchmark, history, experiments.get(metrics["run"], []))
-        ok = metrics["status"] == "ok"  # a failed or diverged run reached nothing
-        rows.append({**row, **times_to_targets(history if ok else history.iloc[:0], targets)})
+        ok = row["status"] == "ok"  # a failed or diverged run reached nothing
+        row.update(times_to_targets(history if ok else history.iloc[:0], targets))
+        rows.append({**row, **efficiency.to_target_columns(row, [target_label(t) for t in targets])})
         timings += [{"run": metrics["run"], "phase": p, "seconds": s} for p, s in metrics["timings"].items()]
         history.insert(0, "run", metrics["run"])
         histories.append(history)
         hosts.setdefault(metrics["host"]["hostname"], metrics["host"])
+        host_gpus.add(metrics)
 
     runs = pd.DataFrame(rows).sort_values("test_accuracy", ascending=False, na_position="last")
     runs.insert(runs.columns.get_loc("train_started_unix"), "overlap_seconds", overlap_seconds(runs))
@@ -166,7 +177,7 @@ def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]], ta
 
     here = machine.describe()
     machines = [here] + [info for name, info in hosts.items() if name != here["hostname"]]
-    write_csv(outputs["machine"], pd.DataFrame(machines))
+    write_csv(outputs["machine"], pd.DataFrame(host_gpus.joined(machines)))
 
     datasets = []
     for path in inputs["provenance"]:
@@ -227,7 +238,10 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
     timed = keyed[TIMED_COLUMNS].astype(float).groupby([keyed[key] for key in keys], sort=False)
     for name, statistic in STATISTICS.items():
         table = table.join(statistic(timed).add_suffix(f"_{name}"))
-    table = table.join(target_statistics(keyed, keys))
+    # A diverged repeat counts in the time to a target too: it never reached it (infinitely slow).
+    counted = runs[runs["status"].isin(TIMED_TO_TARGETS)]
+    counted = counted.astype({key: object for key in keys}).fillna({key: "-" for key in keys})
+    table = table.join(target_statistics(counted, keys))
     table["test_accuracy_median"] = groups["test_accuracy"].median()
     # Same seed, same numbers: repeats must agree exactly; where they do not, say so.
     table["identical_results"] = (groups["test_accuracy"].nunique() == 1) & (
@@ -244,13 +258,19 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table[columns].astype({key: object for key in keys}).replace({"-": None})
 
 
+# The repeats that count in the time to a target: those that finished, and those that diverged
+# (a result, which never reaches a target). A failed or crashed run is retried, not a result.
+TIMED_TO_TARGETS = ("ok", "diverged")
+
+
 def target_statistics(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per setting (`keys`) and target of runs.csv: median [q1-q3] of time_to and wall_to and the
     median epochs_to over its repeats, counting a repeat that never reached the target as
-    infinitely slow (so a median exists only where most repeats reached it), and how many
-    reached it."""
+    infinitely slow (so a median exists only where most repeats reached it), how many
+    reached it (reached_<t>) and of how many repeats (n_to_targets)."""
     by = [runs[key] for key in keys]
-    columns = {}
+    targeted = any(column.startswith("time_to_") for column in runs.columns)
+    columns = {"n_to_targets": runs.groupby(by, sort=False).size()} if targeted else {}
     for column in [c for c in runs.columns if c.startswith("time_to_")]:
         target = column.removeprefix("time_to_")
         for clock in ("time_to", "wall_to"):
@@ -267,7 +287,7 @@ def target_statistics(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def _finite_or_none(table: pd.DataFrame) -> pd.DataFrame:
     """Infinite or NaN statistics (most repeats never reached the target) become empty."""
     for column in table.columns:
-        if not column.startswith("reached_"):
+        if not column.startswith(("reached_", "n_to_targets")):
             values = table[column].astype(float)
             table[column] = values.where(np.isfinite(values))
     return table

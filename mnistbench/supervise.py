@@ -20,10 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-from mnistbench import machine
+from mnistbench import cores, machine
+from mnistbench.cpus import usable_cpus
 from mnistbench.grid import Run
+from mnistbench.run_outputs import Outcome, write_outputs
 from mnistbench.stopwatch import Stopwatch
-from mnistbench.train import Outcome, write_outputs
 
 TAIL_LINES = 15
 GRACE_S = 10  # between SIGTERM and SIGKILL when a training process outlives its time
@@ -37,8 +38,16 @@ def _tail(path: str, lines: int = TAIL_LINES) -> list[str]:
 
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-# `-P`: the working folder is not put on sys.path, so a random.py there is never imported.
-TRAINER = [sys.executable, "-P", "-c", "import sys; from mnistbench.train import main; main(sys.argv[1])"]
+# `-P`: the working folder is not put on sys.path, so a random.py there is never imported. The
+# workflow folder whose package this supervisor runs goes first instead, so that the trainer runs
+# the same code, whatever else is installed.
+TRAINER = [
+    sys.executable,
+    "-P",
+    "-c",
+    "import sys; sys.path.insert(0, sys.argv[1]); from mnistbench.train import main; main(sys.argv[2])",
+    str(machine.WORKFLOW_DIR),
+]
 
 
 def signal_name(number: int) -> str:
@@ -85,9 +94,16 @@ def time_limit_s(runtime_minutes: float) -> float:
 
 def train_supervised(spec: dict) -> dict | None:
     """Run the training process of `spec` (see train.main); record a crash if it ends without
-    its metrics. Returns the crash's metrics, or None when the run recorded itself."""
+    its metrics. A job given fewer cores than the run's threads (cores.refused_on_the_node)
+    records the run as failed and trains nothing. Returns the metrics written here, or None
+    when the run recorded itself."""
     runtime_s = spec.get("time_limit_s")
     started_unix, load_at_start = time.time(), machine.load_sample()
+    too_few = cores.refused_on_the_node(
+        spec["name"], Run(**spec["run"]).threads, spec["threads"], usable_cpus()
+    )
+    if too_few:  # Snakemake or the node gave less than the run's setting: never train it as that
+        return _record(spec, Outcome("failed", error=too_few), started_unix, load_at_start)
     child = subprocess.Popen([*TRAINER, json.dumps(spec)], preexec_fn=_die_with_parent(os.getpid()))
     # A SIGTERM to this supervisor (a scheduler's time limit, a user's kill) reaches the trainer.
     signal.signal(signal.SIGTERM, lambda *_: child.terminate())
@@ -106,13 +122,19 @@ def train_supervised(spec: dict) -> dict | None:
         return None
     how = _how_it_ended(child.returncode, timed_out, runtime_s)
     tail = _tail(spec["log"]) + _tail(spec["framework_log"])
-    with open(spec["log"], "a") as log_file:
-        print(f"training process {how}; recorded as crashed", file=log_file)
     outcome = Outcome(
         "crashed",
         error=f"training process {how}",
         facts={"log_tail": tail, "exit_status": child.returncode, "time_limit_s": runtime_s},
     )
+    return _record(spec, outcome, started_unix, load_at_start, f"training process {how}; recorded as crashed")
+
+
+def _record(spec: dict, outcome: Outcome, started_unix: float, load_at_start: dict, line: str = "") -> dict:
+    """Write the outputs of a run that its training process did not record, its log line last."""
+    Path(spec["framework_log"]).touch()  # a log of the job, even where no trainer ever wrote it
+    with open(spec["log"], "a") as log_file:
+        print(line or outcome.error, file=log_file)
     return write_outputs(
         Run(**spec["run"]),
         spec["name"],

@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 from snakemake.logging import logger
 
-from mnistbench import compare, grid, locks, prepare, sources, summary
+from mnistbench import ceiling, compare, cores, grid, locks, prepare, sources, summary
 
 # Only the main snakemake plans: it checks what lies outside the workflow (a local_path on the
 # login node, a baseline), settles the folder's locks and forgets runs to retrain. Its jobs,
@@ -24,15 +24,15 @@ except WorkflowError as error:
 try:
     grid.check_finite(config)
     grid.check_moved_keys(config)
+    grid.check_target_names(config)
+    # {job name: Measurement (a run's settings and its repeat)}, {job name: its experiments}
+    RUNS, EXPERIMENTS = grid.expand(config)
     if PLANNING:
         grid.check_local_paths(config)
         if config["compare"]["baseline"]:
             compare.check_baseline(config["compare"]["baseline"])
 except (grid.ConfigError, compare.BaselineError) as error:
     raise WorkflowError(str(error)) from None
-
-# {job name: Measurement (a run's settings and its repeat)}, {job name: its experiments}
-RUNS, EXPERIMENTS = grid.expand(config)
 
 # Every process of this call inherits its token (mnistbench/locks.py).
 CALL = locks.call_token() if PLANNING else os.environ.get(locks.TOKEN_VARIABLE)
@@ -91,7 +91,9 @@ def baseline_tables(wildcards):
 
 
 def start_call():
-    """onstart: record who holds the lock and what it locked (not with --nolock: it holds none)."""
+    """onstart: refuse runs that would get fewer cores than their threads, then record who holds
+    the lock and what it locked (not with --nolock: it holds none)."""
+    refuse_runs_beyond_cores()
     if not workflow.execution_settings.lock:
         return
     locked = {
@@ -108,8 +110,43 @@ def start_call():
         raise WorkflowError(held[0])
 
 
+def refuse_runs_beyond_cores():
+    """Snakemake lowers a job's threads to what the call allows (--cores, --max-threads,
+    --set-threads) without a word: a run that would train on fewer threads than its setting
+    stops the call before any job starts, in one line (mnistbench/cores.py)."""
+    refused = []
+    for job in workflow.dag.needrun_jobs():
+        if job.rule.name == "train":
+            asked = (f"run {job.wildcards.run}", RUNS[job.wildcards.run].run.threads)
+        # A ceiling probe of t2 measured on one core would be t1's.
+        elif job.rule.name == "ceiling":
+            asked = (f"ceiling probe {job.output[0]}", int(job.wildcards.threads))
+        else:
+            continue
+        line = cores.refused_at_planning(*asked, job.threads)
+        refused += [line] if line else []
+    if refused:
+        # Runs first ("run ..." sorts after "ceiling ..."): the probes follow from them.
+        first = sorted(refused, key=cores.runs_first)[0]
+        more = len(refused) - 1
+        also = f" (and {more} more job(s) beyond the call's cores)" if more else ""
+        raise WorkflowError(first + also)
+
+
 def is_this_call(call):
     return call == CALL
+
+
+REPORT_NOT_ASKED = (
+    "this call built no report (`./run.sh`, or `snakemake results/report.html`, builds the "
+    "report that shows them)"
+)
+
+
+def report_asked():
+    """Whether this call's targets include the report (the default target does)."""
+    jobs = workflow.dag.jobs if workflow.dag is not None else []
+    return any("results/report.html" in job.output for job in jobs)
 
 
 def end_call(succeeded):
@@ -122,8 +159,9 @@ def end_call(succeeded):
     )
     if not_ok:
         named = "; ".join(f"{run}: {status}" for run, status in not_ok.items())
+        shown = "the report shows them" if report_asked() else REPORT_NOT_ASKED
         message = (
-            f"{len(not_ok)} of {len(RUNS)} runs did not end ok ({named}); the report shows them, "
+            f"{len(not_ok)} of {len(RUNS)} runs did not end ok ({named}); {shown}, "
             "results/runs/<run>/train.log says why, and the next call retries the failed and "
             "crashed ones."
         )
@@ -168,6 +206,7 @@ def report_parameters(wildcards, input):
         "summary_dir": os.path.abspath(os.path.dirname(input.runs)),
         "runs_dir": os.path.abspath("results/runs"),
         "experiments": config["experiments"],
+        "ceiling_files": [os.path.abspath(path) for path in input.ceiling],
     }
 
 
@@ -225,12 +264,27 @@ def train_priority(wildcards):
 
 
 def train_options(wildcards):
-    keys = ("steps_per_execution", "pin_cpus", "eval_every_epoch")
+    keys = ("steps_per_execution", "pin_cpus", "eval_every_epoch", "compile_ahead")
     return {key: config["train"][key] for key in keys}
 
 
+WARNED_DRY_RUN = set()
+
+
 def train_threads(wildcards):
-    return RUNS[wildcards.run].run.threads
+    """The run's threads. A dry run (no onstart, see refuse_runs_beyond_cores) warns in one line
+    about a run that the real call would refuse."""
+    threads = RUNS[wildcards.run].run.threads
+    if PLANNING and workflow.dryrun and wildcards.run not in WARNED_DRY_RUN:
+        settings = workflow.resource_settings
+        limits = [limit for limit in (settings.cores, settings.max_threads) if limit]
+        line = cores.refused_at_planning(
+            f"run {wildcards.run}", threads, min(limits, default=threads)
+        )
+        if line:
+            logger.warning(line)
+        WARNED_DRY_RUN.add(wildcards.run)
+    return threads
 
 
 def train_gpus(wildcards):
@@ -249,3 +303,19 @@ def partition_resource():
     if any(job.run.partition for job in RUNS.values()):
         return {"slurm_partition": train_partition}
     return {}
+
+
+def ceiling_paths():
+    """One ceiling per device, backend, precision and threads that the grid trains."""
+    return expand(
+        "results/ceiling/{name}.json",
+        name=ceiling.ceilings_of(job.run for job in RUNS.values()),
+    )
+
+
+def ceiling_threads(wildcards):
+    return int(wildcards.threads)
+
+
+def ceiling_gpus(wildcards):
+    return 1 if wildcards.device == "gpu" else 0

@@ -6,6 +6,7 @@ rule report:
             table=("settings", "history", "machine", "datasets"),
         ),
         confusion=run_paths("confusion.csv"),
+        ceiling=ceiling_paths(),
         notebook=repo_file("notebooks/report.ipynb"),
         # Every module of the plots package, so that a new one needs no edit here.
         plotting_code=sorted(

@@ -2,7 +2,14 @@ rule train:
     input:
         data=prepared_data,
         code=repo_files(
-            "mnistbench/train.py", "mnistbench/models.py", "mnistbench/supervise.py"
+            "mnistbench/train.py",
+            "mnistbench/runtime.py",
+            "mnistbench/pipeline.py",
+            "mnistbench/compile_ahead.py",
+            "mnistbench/epochs.py",
+            "mnistbench/run_outputs.py",
+            "mnistbench/models.py",
+            "mnistbench/supervise.py",
         ),
     output:
         model="results/runs/{run}/model.keras",

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mnistbench import grid, summary
+from mnistbench import ceiling, grid, summary
 from mnistbench.dataset import N_CLASSES
-from mnistbench.train import HISTORY_COLUMNS
+from mnistbench.run_outputs import HISTORY_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN, N_TEST = 60000, 10000
@@ -61,6 +61,8 @@ IMAGE_SECONDS = {"softmax": 4e-6, "mlp": 8e-6, "cnn": 150e-6}
 TRACE_SECONDS = {"tensorflow": 0.6, "jax": 1.2, "torch": 0.3}
 STARTUP_SECONDS = {"tensorflow": 4.0, "jax": 2.6, "torch": 3.1}
 PEAK_RSS_MB = {"tensorflow": 1150.0, "jax": 900.0, "torch": 1000.0}
+MATMUL_FLOPS = {"tensorflow": 1.1e11, "jax": 1.0e11, "torch": 0.9e11}  # per thread (rule ceiling)
+CPU_PACKAGE_WATTS = 18.0  # per busy core, as RAPL counts a package's energy
 # The accuracy model: ceiling per model, and updates (scaled by learning rate) per unit of progress.
 CEILING = {"softmax": 0.926, "mlp": 0.925, "cnn": 0.992}
 CONVERGENCE = {"softmax": 0.5, "mlp": 0.5, "cnn": 0.6}  # how fast the gap to the ceiling closes
@@ -155,29 +157,47 @@ def make_result_set(
     (root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (root / "resources/mnist.json").write_text(json.dumps(PROVENANCE, indent=2) + "\n")
 
-    jobs, memberships = grid.expand(config)
+    jobs, _ = grid.expand(config)
     results = root / "results"
     fates = _fates(jobs, seed, config["defaults"])
     clocks = Clocks(max(1, min(4, len(jobs) // 250)))  # a grid this large ran on a few nodes
-    paths = {key: [] for key in ("metrics", "timings", "history", "benchmark", "per_class", "mlperf")}
     for name, job in jobs.items():
         folder = results / "runs" / name
         folder.mkdir(parents=True, exist_ok=True)
         _write_run(folder, name, job, fates.get(name, "ok"), seed, clocks)
-        for key, file in (
-            ("metrics", "metrics.json"),
-            ("timings", "timings.csv"),
-            ("history", "history.csv"),
-        ):
-            paths[key].append(str(folder / file))
-        paths["benchmark"].append(str(folder / "benchmark.tsv"))
-        paths["per_class"].append(str(folder / "per_class.csv"))
-        paths["mlperf"].append(str(folder / "mlperf.log"))  # an input of the rule, never read
-    paths["provenance"] = [str(root / "resources/mnist.json")]
+    _write_ceilings(results, [job.run for job in jobs.values()], clocks.hosts[0])
+    summarize(results)
+    return results
+
+
+def summarize(results: Path) -> None:
+    """The real aggregation (rule aggregate) of a set's runs into results/summary/: again after a
+    test has edited a run's files."""
+    results = Path(results)
+    config = yaml.safe_load((results.parent / "config.yaml").read_text())
+    jobs, memberships = grid.expand(config)
+    files = {"metrics": "metrics.json", "timings": "timings.csv", "history": "history.csv"}
+    # mlperf.log: an input of the rule, never read
+    files.update(benchmark="benchmark.tsv", per_class="per_class.csv", mlperf="mlperf.log")
+    paths = {key: [str(results / "runs" / name / file) for name in jobs] for key, file in files.items()}
+    paths["provenance"] = [str(results.parent / "resources/mnist.json")]
     tables = ("runs", "settings", "timings", "history", "machine", "datasets")
     outputs = {table: str(results / "summary" / f"{table}.csv") for table in tables}
     summary.aggregate(paths, outputs, memberships, config["targets"])
-    return results
+
+
+def _write_ceilings(results: Path, runs: list, host: str) -> None:
+    """results/ceiling/*.json as rule ceiling writes them, one per device, backend, precision
+    and threads of the grid."""
+    for name in ceiling.ceilings_of(runs):
+        device, backend, rest = name.split("_", 2)
+        precision, threads = rest.rsplit("_t", 1)
+        record = {"device": device, "backend": backend, "precision": precision, "threads": int(threads)}
+        record.update(host=host, cpu_model="AMD EPYC 9B14", gpu_name=None, matmul_n=2048)
+        record.update(matmul_flops_per_s=MATMUL_FLOPS[backend] * int(threads), copy_bytes_per_s=2.1e10)
+        path = results / "ceiling" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def report_parameters(results: Path) -> dict:
@@ -187,6 +207,7 @@ def report_parameters(results: Path) -> dict:
         "summary_dir": str(Path(results, "summary").resolve()),
         "runs_dir": str(Path(results, "runs").resolve()),
         "experiments": config["experiments"],
+        "ceiling_files": sorted(str(path.resolve()) for path in Path(results, "ceiling").glob("*.json")),
     }
 
 
@@ -400,6 +421,7 @@ def _train(run, curve, slow, fate, rng, phase, timings):
 def _trained_facts(run: grid.Run, history: list, started: dict, timings: dict) -> dict:
     """What a run that trained adds to metrics.json (train.train_run's facts)."""
     run_stop = started["test"] + timings["test"]
+    metered = max(row.get("wall_clock") or row["train_clock"] for row in history)  # the train phase's block
     return {
         "n_train": N_TRAIN,
         "device": "TFRT_CPU_0" if run.backend == "jax" else "CPU",
@@ -433,6 +455,12 @@ def _trained_facts(run: grid.Run, history: list, started: dict, timings: dict) -
             ("gpu_utilization_mean", "gpu_utilization_max", "gpu_power_mean_w", "gpu_power_max_w")
         ),
         "gpu_samples": 0,
+        **dict.fromkeys(("gpu_energy_j", "gpu_energy_from", "gpu_sampled_seconds")),
+        # RAPL, readable on these nodes: the package's power while the train phase ran.
+        "cpu_energy_j": round(CPU_PACKAGE_WATTS * run.threads * metered, 3),
+        "cpu_energy_domains": "package-0",
+        "cpu_energy_seconds": round(metered, 3),
+        "cpu_energy_unavailable": None,
     }
 
 

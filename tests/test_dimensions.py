@@ -147,7 +147,7 @@ def test_precision_gives_the_time_ratio_and_the_accuracy_difference():
     assert ratios.loc["mixed_bfloat16", "accuracy change (pt)"] == pytest.approx(-0.1)
     assert dimension_headline(section(runs, "precision")) == (
         "**precision** against float32: mixed_bfloat16 1.59x faster, accuracy -0.10 pt "
-        "(train phase, with cnn adam b32 e1 tensorflow fixed)."
+        "(train phase without compilation, with cnn adam b32 e1 tensorflow fixed)."
     )
 
 
@@ -242,3 +242,52 @@ def test_key_results_stay_short_at_a_thousand_settings(thousand):
     assert "595 more settings, 500 noisy and 100 measured with overlap" in untrusted[-1]
     assert "95 more settings" in differ[-1]
     assert len(lines) <= 30
+
+
+PRECISIONS = {"batch_size": [32, 128], "precision": ["float32", "mixed_bfloat16"]}
+ACCURACY = {"float32": 0.990, "mixed_bfloat16": 0.989}
+
+
+def test_a_group_without_test_accuracy_leaves_the_others_accuracy_change_in_the_headline():
+    """The finding: one group's NaN accuracy made the headline read "accuracy +nan pt"."""
+    runs = runs_of(
+        PRECISIONS,
+        seconds=lambda s, r: (16.0 if s["precision"] == "float32" else 10.0) + 0.1 * r,
+        accuracy=lambda s, r: np.nan if s["batch_size"] == 128 else ACCURACY[s["precision"]],
+    )
+    headline = dimension_headline(section(runs, "precision"))
+    assert "nan" not in headline and "mixed_bfloat16 1.59x faster, accuracy -0.10 pt" in headline
+    no_accuracy = runs.assign(test_accuracy=np.nan)
+    assert "accuracy change unknown" in dimension_headline(section(no_accuracy, "precision"))
+
+
+def test_a_sweep_whose_other_values_all_failed_is_not_said_to_be_fixed():
+    """The finding: every run of one precision failed, and the report said every setting was fixed."""
+    runs = runs_of({"precision": ["float32", "mixed_bfloat16"]})
+    runs.loc[runs["precision"] == "mixed_bfloat16", "status"] = "failed"
+    sections = dimensions.dimension_sections(runs)
+    assert sections == []
+    note = dimensions.without_a_section(runs, sections)
+    assert note.startswith("No run of precision mixed_bfloat16 ended ok") and "fixed" not in note
+    # Beside a dimension that has its section, the lost one is named all the same.
+    runs = runs_of(PRECISIONS)
+    runs.loc[runs["precision"] == "mixed_bfloat16", "status"] = "failed"
+    sections = dimensions.dimension_sections(runs)
+    assert [s.dimension for s in sections] == ["batch_size"]
+    assert dimensions.without_a_section(runs, sections).startswith("No run of precision mixed_bfloat16")
+    finished = runs_of(PRECISIONS)
+    assert dimensions.without_a_section(finished, dimensions.dimension_sections(finished)) is None
+    fixed = runs_of({"batch_size": [32]})
+    assert dimensions.without_a_section(fixed, []) == (
+        "Every setting of this grid is fixed: there is no swept setting to compare."
+    )
+
+
+def test_diverged_repeats_count_as_never_reaching_a_target_in_the_sections_too():
+    runs = runs_of({"batch_size": [32, 128]})
+    diverged = (runs["batch_size"] == 32) & (runs["repeat"] > 1)
+    runs.loc[diverged, ["status", "time_train", "time_to_0.9"]] = ["diverged", 0.1, np.nan]
+    points = dimensions.setting_points(runs).set_index("batch_size")
+    assert points.loc[32, "n"] == 1 and pd.isna(points.loc[32, "time_to_0.9_median"])  # 1 of 3 reached
+    assert points.loc[32, "time_train_median"] == pytest.approx(10.0 / 32 + 0.01)  # the finished one's
+    assert points.loc[128, "n"] == 3 and points.loc[128, "time_to_0.9_median"] > 0

@@ -15,6 +15,8 @@ N_SETTINGS, REPEATS = 20, 2
 EMPTY_WHEN_OK = {"error", "why_unpinned", "gpu_name", "peak_gpu_memory_mb", "reached_target", "slurm_job_id"}
 EMPTY_WHEN_OK |= {"slurm_partition", "target_accuracy", "learning_rate", "partition", "hidden_units"}
 EMPTY_WHEN_OK |= {"activation"}  # hidden_units and activation: None for softmax and cnn
+EMPTY_WHEN_OK |= {"gpu_utilization_mean", "gpu_utilization_max", "gpu_power_mean_w", "gpu_power_max_w"}
+EMPTY_WHEN_OK |= {"gpu_energy_j", "gpu_sampled_seconds", "cpu_energy_unavailable"}  # RAPL readable
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,8 @@ def test_columns_are_those_the_aggregation_writes(results, tmp_path):
     assert {phase_column(phase) for phase in PHASES} <= set(runs.columns)
     # Every fact aggregate reads from metrics.json is there: an ok run leaves no other column empty.
     ok = runs[runs["status"] == "ok"]
-    timed = [c for c in runs.columns if c.startswith(("time_to_", "wall_to_", "epochs_to_"))]
+    to_target = ("time_to_", "wall_to_", "epochs_to_", "flops_to_", "gpu_energy_to_", "cpu_energy_to_")
+    timed = [c for c in runs.columns if c.startswith(to_target)]
     empty = [c for c in runs.columns if ok[c].isna().all() and c not in EMPTY_WHEN_OK | set(timed)]
     assert empty == []
     assert ok["time_to_0.9"].notna().any() and settings["reached_0.97"].gt(0).any()

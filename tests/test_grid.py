@@ -183,3 +183,22 @@ def test_a_target_is_named_only_when_set_and_yamls_ints_become_floats():
     assert lesson.name == "mnist_mlp64-linear_adam-lrdefault_b4_e1_scale_s0_tf"
     assert Run.of({"batch_size": 4, "target_accuracy": 1}).target_accuracy == 1.0
     assert Run(batch_size=4, target_accuracy=0.97).name == lesson.name + "_to0.97"
+
+
+def test_settings_that_read_the_same_in_a_run_name_are_refused_naming_both_values():
+    """The finding: target_accuracy [0.97, 0.9700001] made one job, and one run silently vanished."""
+    with pytest.raises(grid.ConfigError) as raised:
+        expand({"targets": {"target_accuracy": [0.97, 0.9700001], "model": ["cnn"]}})
+    assert str(raised.value).startswith(
+        "config key 'experiments': target_accuracy 0.97 and 0.9700001 give the same run name "
+    )
+    assert "_to0.97" in str(raised.value) and "\n" not in str(raised.value)
+    jobs, _ = expand({"targets": {"target_accuracy": [0.97, 0.975]}})  # 6 digits apart: two runs
+    assert len(jobs) == 2
+
+
+def test_targets_that_read_the_same_in_column_names_are_refused():
+    """The finding: targets [0.9, 0.9000001] wrote the column time_to_0.9 twice."""
+    with pytest.raises(grid.ConfigError, match=r"^config key 'targets': 0\.9 and 0\.9000001 both read 0\.9 "):
+        grid.check_target_names({"targets": [0.9, 0.95, 0.9000001]})
+    grid.check_target_names({"targets": [0.9, 0.95, 0.99, 0.995]})

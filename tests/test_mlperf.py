@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from mnistbench import mlperf
+from mnistbench.grid import Run
 
 SUBMISSION = {"org": "mnistbench tests", "platform": "testhost CPU"}
 T0 = 1_700_000_000.0
@@ -211,3 +212,45 @@ def test_an_unknown_status_is_refused(tmp_path):
     with pytest.raises(ValueError, match="status"):
         mlperf.write_log(tmp_path / "mlperf.log", make_timeline([0.9], status="failed"), SUBMISSION)
     assert not (tmp_path / "mlperf.log").exists()
+
+
+def run_metrics(status: str, timeline: dict | None) -> dict:
+    """metrics.json as train.py (or the supervisor, for a crash) writes it, cut to what
+    write_run_log reads."""
+    metrics = {
+        "run": "mnist_cnn_adam-lr0.05_b128_e3_scale_s0_tf_bf16",
+        "status": status,
+        "params": {**Run(model="cnn", precision="mixed_bfloat16", learning_rate=0.05).params()},
+        "started_unix": T0,
+        "finished_unix": T0 + 3,
+        "host": {"hostname": "testhost"},
+        "cpu_model": "AMD EPYC 9B14",
+    }
+    return {**metrics, **({"timeline": timeline} if timeline else {})}
+
+
+@pytest.mark.parametrize("status", ["failed", "crashed"])
+def test_a_run_that_never_evaluated_gets_no_mlperf_log_and_says_why(tmp_path, status):
+    """The finding: such a run's log failed the checker (no eval_accuracy) and claimed fp32 and
+    opt_base_learning_rate 0.0 whatever its settings. It has no MLPerf log now; the file says why."""
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(run_metrics(status, None)))
+    mlperf.write_run_log(metrics, tmp_path / "mlperf.log", "org")
+    text = (tmp_path / "mlperf.log").read_text()
+    assert text.startswith(mlperf.NO_LOG) and text.count("\n") == 1 and ":::MLLOG" not in text
+    assert f"ended {status} before any evaluation" in text and "eval_accuracy" in text
+    assert mlperf.check_log(tmp_path / "mlperf.log") == (False, text)
+
+
+def test_a_run_that_diverged_after_evaluating_is_an_aborted_log_with_its_own_settings(tmp_path):
+    timeline = make_timeline([0.91, 0.1], target=None)
+    timeline.update(opt_base_learning_rate=0.05, dtype_policy="mixed_bfloat16")
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(run_metrics("diverged", timeline)))
+    mlperf.write_run_log(metrics, tmp_path / "mlperf.log", "org")
+    by_key = {event["key"]: event for event in read_log(tmp_path / "mlperf.log")}
+    assert by_key["run_stop"]["metadata"]["status"] == "aborted"
+    assert by_key["lowest_numerical_precision_in_linear"]["value"] == "bfloat16"
+    assert by_key["opt_base_learning_rate"]["value"] == 0.05
+    passed, output = mlperf.check_log(tmp_path / "mlperf.log")
+    assert passed, output

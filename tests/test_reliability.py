@@ -15,6 +15,7 @@ import psutil
 import pytest
 from conftest import REPO, damage_prepared_data, make_arrays, snakemake, snakemake_command
 
+from mnistbench import mlperf
 from mnistbench.files import save_npz
 
 SMALL = {
@@ -274,6 +275,11 @@ def test_a_grid_where_no_run_finishes_never_gets_stuck(tmp_path, formats):
     assert first.returncode != 0 and "2 of 2 runs did not end ok" in output, output[-3000:]
     table = pd.read_csv(tmp_path / "results/summary/runs.csv")
     assert all(f"{name}: failed" in output for name in table["run"])
+    # No report was asked for: the message says how to get one, not that it shows them.
+    assert "the report shows them" not in output and "`snakemake results/report.html`" in output
+    for name in table["run"]:  # never evaluated: no MLPerf log (it would fail the checker), and why
+        mlperf_log = (runs / name / "mlperf.log").read_text()
+        assert mlperf_log.startswith(mlperf.NO_LOG) and "ended failed before any evaluation" in mlperf_log
     assert set(table["time_limit_s"]) == {120.0}  # the supervisor's limit follows the job's runtime
     assert not list(runs.glob("*/metrics.json"))  # forgotten, so that the next call retries them
     settings = pd.read_csv(tmp_path / "results/summary/settings.csv")
@@ -282,6 +288,7 @@ def test_a_grid_where_no_run_finishes_never_gets_stuck(tmp_path, formats):
     second = snakemake(tmp_path, config, "--cores", "2", check=False)
     output = second.stdout + second.stderr
     assert second.returncode != 0 and "2 of 2 runs did not end ok" in output, output[-3000:]
+    assert "the report shows them" in output  # the default target builds it
     report = (tmp_path / "results/report.html").read_text()
     assert "No run finished" in report and "unreadable prepared data" in report
     plan = snakemake(tmp_path, config, "-n", "--quiet", "rules").stdout

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from mnistbench import summary
+from mnistbench.grid import Run
+from mnistbench.plots import time_to_accuracy as tta
 
 TARGETS = [0.9, 0.95, 0.97, 0.99]
 
@@ -89,3 +91,45 @@ def test_a_runs_training_ends_after_its_last_epoch_and_the_evaluations_between_e
     assert summary._training_ended(metrics, 100.0, 20.0) == 122.0
     assert summary._training_ended({**metrics, "eval_every_epoch": False}, 100.0, 20.0) == 121.0
     assert summary._training_ended({}, 100.0, 20.0) == 120.0  # results from before evaluations
+
+
+def repeats_of_one_setting(statuses, seconds_to_target):
+    """runs.csv rows of one setting's repeats, with their statuses and times to 0.9."""
+    rows = []
+    for repeat, (status, seconds) in enumerate(zip(statuses, seconds_to_target, strict=True), start=1):
+        rows.append(
+            {
+                **Run(model="cnn", epochs=3).settings(),
+                "run": f"cnn_r{repeat}",
+                "experiments": "models",
+                "repeat": repeat,
+                "status": status,
+                "test_accuracy": 0.93 if status == "ok" else 0.098,
+                "test_loss": 0.2 if status == "ok" else math.nan,
+                **{column: 3.0 for column in summary.TIMED_COLUMNS},
+                "overlap_seconds": 0.0,
+                "time_to_0.9": seconds,
+                "wall_to_0.9": seconds and seconds + 0.5,
+                "epochs_to_0.9": seconds and 1.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_a_diverged_repeat_counts_as_never_reaching_a_target():
+    """The finding: with 2 of 3 repeats diverged, settings.csv said n=1, reached_0.9=1 and a median
+    of 2.24 s. Diverged repeats never reach a target: 1 of 3 reached, so there is no median."""
+    runs = repeats_of_one_setting(["ok", "diverged", "diverged"], [2.24, None, None])
+    row = summary.settings_table(runs).iloc[0]
+    assert (row["n"], row["n_to_targets"], row["reached_0.9"]) == (1, 3, 1)
+    assert pd.isna(row["time_to_0.9_median"]) and pd.isna(row["wall_to_0.9_median"])
+    assert row["time_train_median"] == 3.0  # times and accuracy stay those of the finished repeats
+    assert tta.time_to_target_table(pd.DataFrame([row]))["to 90%"][0] == "- (1/3)"
+
+
+def test_failed_repeats_are_retried_not_counted_and_one_diverged_of_three_is_the_slowest():
+    runs = repeats_of_one_setting(["ok", "ok", "diverged", "failed"], [2.0, 3.0, None, None])
+    row = summary.settings_table(runs).iloc[0]
+    assert (row["n"], row["n_to_targets"], row["reached_0.9"]) == (2, 3, 2)
+    assert row["time_to_0.9_median"] == 3.0 and row["time_to_0.9_q3"] != row["time_to_0.9_q3"]  # never
+    assert tta.time_to_target_table(pd.DataFrame([row]))["to 90%"][0].startswith("3.00 s [2.50-never] (2/3)")

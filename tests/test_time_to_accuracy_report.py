@@ -227,3 +227,15 @@ def test_learning_curves_draw_the_test_accuracy_dashed_beside_the_training_accur
     old = plots.learning_curves(history[["run", "epoch", "loss", "accuracy"]], runs)
     assert all(line.get_linestyle() == "-" for axes in old.axes for line in axes.lines)
     plt.close(old)
+
+
+def test_half_of_an_even_number_of_repeats_reaching_a_target_is_not_said_to_predate_evaluation():
+    """The finding: 1 of 2 repeats reached 90% (no median) and the median accuracy passed 90%, and
+    the line said the runs had no per-epoch test accuracy."""
+    half = pd.DataFrame([setting({}, {"0.9": 1}, 0.905, n=2)])
+    line = tta.fastest_to_target_lines(half)[0]
+    assert "predate" not in line and "per-epoch" not in line
+    assert line == (
+        "**No target reached** (mlp64-linear): no setting got most of its repeats to 90% "
+        "(at best 1 of 2 repeats, mlp64-linear adam b32 e1 tensorflow); best median test accuracy 90.50%."
+    )

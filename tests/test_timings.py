@@ -116,6 +116,21 @@ def test_train_log_ends_with_the_lessons_stopwatch_block_and_keeps_framework_noi
 
 
 @pytest.mark.slow
+def test_snakemakes_own_report_holds_what_a_reader_opens_and_stays_small(test_config_run):
+    """The finding: rule download marked resources/mnist.npz for `snakemake --report`, which
+    embedded the 55 MB dataset as text (an 80 MB page). Only tables, pages and provenance now."""
+    work, command = test_config_run
+    page = work / "snakemake-report.html"
+    snakemake(work, None, *command, "--report", str(page))
+    text = page.read_text()
+    assert "resources/mnist.npz" not in text and "resources/mnist.json" in text
+    embedded = re.findall(r"data:([a-z+/-]+);", text)
+    assert "text/plain" not in embedded and embedded.count("text/html") == 1  # results/report.html
+    assert embedded.count("text/csv") >= 6  # the summary tables
+    assert page.stat().st_size < 10 * 2**20, page.stat().st_size  # most of it the report's figures
+
+
+@pytest.mark.slow
 def test_raising_repeats_trains_only_the_new_repeats(test_config_run):
     work, command = test_config_run
     config = work / "config.yaml"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnistbench import prepare, train
+from mnistbench import pipeline, prepare, run_outputs, runtime, train
 from mnistbench.grid import Run
 from mnistbench.stopwatch import PHASES
 
@@ -34,7 +34,7 @@ def outputs(folder):
 
 def run(tmp_path, data, name, options=OPTIONS, **changes):
     folder = tmp_path / name
-    train.configure_runtime("tensorflow", 1)
+    runtime.configure_runtime("tensorflow", 1)
     metrics = train.run_and_record(
         Run.of({**RUN.settings(), **changes}), name, data, outputs(folder), 1, options
     )
@@ -76,11 +76,11 @@ def test_our_tensorflow_batches_are_the_ones_keras_makes(data):
     """Same batches in the same order as Keras's own array pipeline: the same loss every epoch
     (300 images at batch 32: a short last batch too); each epoch sees every image once; the
     same test-set predictions."""
-    train.configure_runtime("tensorflow", 1)
-    keras = train.start_keras("tensorflow", 1)
-    arrays = train.load_data(data)
+    runtime.configure_runtime("tensorflow", 1)
+    keras = runtime.start_keras("tensorflow", 1)
+    arrays = pipeline.load_data(data)
     inputs = {
-        "ours": lambda: {"x": train.shuffled_batches(arrays, RUN.batch_size), "shuffle": False},
+        "ours": lambda: {"x": pipeline.shuffled_batches(arrays, RUN.batch_size), "shuffle": False},
         "keras": lambda: {
             "x": arrays.x_train,
             "y": arrays.y_train,
@@ -89,17 +89,17 @@ def test_our_tensorflow_batches_are_the_ones_keras_makes(data):
         },
     }
     losses = {}
-    for pipeline, make_inputs in inputs.items():
-        train.seed_everything(keras, 0)
+    for which, make_inputs in inputs.items():
+        runtime.seed_everything(keras, 0)
         model = train.build_and_compile(RUN, arrays, {"steps_per_execution": 4, "jit_compile": False})
-        losses[pipeline] = model.fit(**make_inputs(), epochs=3, verbose=0).history["loss"]
+        losses[which] = model.fit(**make_inputs(), epochs=3, verbose=0).history["loss"]
     assert losses["ours"] == losses["keras"]
-    ours = train.predict_test_set(keras, model, arrays).probabilities
+    ours = pipeline.predict_test_set(keras, model, arrays).probabilities
     np.testing.assert_array_equal(
-        ours, model.predict(arrays.x_test, batch_size=train.TEST_BATCH_SIZE, verbose=0)
+        ours, model.predict(arrays.x_test, batch_size=pipeline.TEST_BATCH_SIZE, verbose=0)
     )
 
-    dataset = train.shuffled_batches(arrays, RUN.batch_size)
+    dataset = pipeline.shuffled_batches(arrays, RUN.batch_size)
     labels = np.concatenate([batch_labels.numpy() for _, batch_labels in dataset])
     assert not np.array_equal(labels, arrays.y_train)  # shuffled
     np.testing.assert_array_equal(np.sort(labels), np.sort(arrays.y_train))
@@ -146,7 +146,7 @@ SLOW_LEARNER = {"model": "softmax", "optimizer": "sgd", "learning_rate": 0.003}
 def test_every_epoch_is_evaluated_off_the_train_phase_and_the_last_evaluation_is_the_test(tmp_path, data):
     metrics, folder = run(tmp_path, data, "every", epochs=3, **SLOW_LEARNER)
     history = pd.read_csv(folder / "history.csv")
-    assert list(history.columns) == train.HISTORY_COLUMNS
+    assert list(history.columns) == run_outputs.HISTORY_COLUMNS
     assert history["test_accuracy"].notna().all() and history["test_accuracy"].is_monotonic_increasing
     assert history["test_accuracy"].iloc[0] < history["test_accuracy"].iloc[-1]
     evals = history["eval_seconds"]

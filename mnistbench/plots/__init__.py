@@ -26,7 +26,7 @@ from mnistbench.plots.figures import (
 )
 from mnistbench.plots.key_results import key_results
 from mnistbench.plots.labels import finished, model_label, setting_label, spread
-from mnistbench.plots.tables import run_table, seed_comparison, settings_table
+from mnistbench.plots.tables import machine_table, run_table, seed_comparison, settings_table
 
 __all__ = [
     "DimensionSection",
@@ -39,6 +39,7 @@ __all__ = [
     "how_to_read",
     "key_results",
     "learning_curves",
+    "machine_table",
     "model_label",
     "pareto_front",
     "phase_breakdown",

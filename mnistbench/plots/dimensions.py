@@ -27,6 +27,7 @@ from mnistbench.plots.labels import (
     varying_settings,
 )
 from mnistbench.plots.time_to_accuracy import percent, sorting_target, targets_in
+from mnistbench.summary import TIMED_TO_TARGETS
 
 CONFIDENCE = 0.95
 # Settings whose values are numbers: ordered by value, the default ("-") first.
@@ -61,19 +62,22 @@ def setting_points(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per setting of the finished runs: its settings, n, each summarised column's and each
     target's median, q1 and q3 over its repeats, and the repeats' values (for the bootstrap). A
     repeat that never reached a target counts as infinitely slow, as in settings.csv: a median
-    exists only where most repeats reached it, and a quartile that never did is empty."""
-    ok = finished(runs)
-    texts = setting_texts(ok)
-    if ok.empty:
+    exists only where most repeats reached it, and a quartile that never did is empty. A diverged
+    repeat is one of those (summary.TIMED_TO_TARGETS); times and accuracy are the finished ones'."""
+    counted = runs[runs["status"].isin(TIMED_TO_TARGETS)]
+    texts = setting_texts(counted)
+    ok = (counted["status"] == "ok").to_numpy()
+    if not ok.any():
         return pd.DataFrame(columns=[*texts, "n"])
     setting = texts.groupby(list(texts), sort=False).ngroup()
-    columns = [*SUMMARISED, *(f"time_to_{target}" for target in targets_in(ok, suffix=""))]
-    values = ok[columns].astype(float)
+    columns = [*SUMMARISED, *(f"time_to_{target}" for target in targets_in(counted, suffix=""))]
+    values = counted[columns].astype(float)
+    values.loc[~ok, list(SUMMARISED)] = np.nan  # the diverged repeats count only towards targets
     reached = [column for column in columns if column.startswith("time_to_")]
     values[reached] = values[reached].fillna(np.inf)
     grouped = values.groupby(setting, sort=False)
-    points = ok.loc[~setting.duplicated(), list(texts)].set_axis(setting.drop_duplicates().to_numpy())
-    points["n"] = grouped.size()
+    points = counted.loc[~setting.duplicated(), list(texts)].set_axis(setting.drop_duplicates().to_numpy())
+    points["n"] = pd.Series(ok, index=counted.index).groupby(setting, sort=False).sum()
     with np.errstate(invalid="ignore"):  # between two infinities: NaN, shown empty
         for name, statistic in (("median", 0.5), ("q1", 0.25), ("q3", 0.75)):
             summary = grouped.quantile(statistic)
@@ -85,7 +89,7 @@ def setting_points(runs: pd.DataFrame) -> pd.DataFrame:
         repeats = values[column].to_numpy()
         kept = [repeats[positions[id_]] for id_ in points.index]
         points[f"{column}_values"] = [row[~np.isnan(row)] for row in kept]
-    return points.reset_index(drop=True)
+    return points[points["n"] > 0].reset_index(drop=True)  # a setting that only diverged has none
 
 
 def ordered_values(dimension: str, values) -> list[str]:
@@ -197,6 +201,28 @@ def dimension_section(points: pd.DataFrame, dimension: str) -> DimensionSection:
     target = sorting_target(groups, targets) if targets else None
     ratios = ratio_table(groups, dimension, target) if len(groups) else pd.DataFrame()
     return DimensionSection(dimension, groups, ratios, target, len(points) - len(groups))
+
+
+def without_a_section(runs: pd.DataFrame, sections: list[DimensionSection]) -> str | None:
+    """Why swept settings have no section: no run of some of their values ended ok (so the
+    finished runs do not vary in them), or the grid fixes every setting; None where all have one."""
+    shown = {section.dimension for section in sections}
+    ok = setting_texts(finished(runs))
+    missing = []
+    for dimension in (d for d in swept_dimensions(runs) if d not in shown):
+        lost = set(setting_texts(runs, [dimension])[dimension]) - set(ok.get(dimension, ()))
+        if lost:
+            missing.append((dimension, ", ".join(ordered_values(dimension, lost))))
+    if missing:
+        names = " and ".join(dimension for dimension, _ in missing)
+        values = "; ".join(f"{dimension} {values}" for dimension, values in missing)
+        return (
+            f"No run of {values} ended ok (see *Runs that did not finish normally*), so the finished "
+            f"runs do not vary in {names}: nothing to compare there, and no section for it."
+        )
+    if not sections:
+        return "Every setting of this grid is fixed: there is no swept setting to compare."
+    return None
 
 
 def dimension_sections(runs: pd.DataFrame) -> list[DimensionSection]:

@@ -39,7 +39,25 @@ def key_results(settings: pd.DataFrame, sections: list[DimensionSection] = ()) -
         f"train phase {spread(best, 'time_train')}."
     )
     lines += [line for line in map(dimension_headline, sections) if line]
-    return lines + trust_lines(labelled)
+    return lines + compile_lines(settings) + trust_lines(labelled)
+
+
+def compile_lines(settings: pd.DataFrame) -> list[str]:
+    """How long compilation took, per backend: the compile phase, which every train phase above
+    leaves out (train.compile_ahead); the median over settings of their median compile phase."""
+    if "time_compile_median" not in settings or settings["time_compile_median"].isna().all():
+        return []
+    backends = settings["backend"] if "backend" in settings else pd.Series("", index=settings.index)
+    per_backend = settings.groupby(backends, sort=True)["time_compile_median"].agg(["median", "min", "max"])
+    parts = [
+        f"{backend or 'all'} {row['median']:.2f} s"
+        + (f" ({row['min']:.2f}-{row['max']:.2f})" if row["min"] != row["max"] else "")
+        for backend, row in per_backend.iterrows()
+    ]
+    return [
+        "**Compilation**, apart from every train phase above (the compile phase: build, then "
+        "compile ahead on stand-in data; median over settings, range): " + ", ".join(parts) + "."
+    ]
 
 
 # Key results name at most this many settings per warning; the settings table flags them all.
@@ -100,7 +118,9 @@ def dimension_headline(section: DimensionSection) -> str | None:
 
 
 def _value_phrase(dimension: str, value, rows: pd.DataFrame) -> str:
-    change = f"accuracy {float(np.median(rows['accuracy change (pt)'])):+.2f} pt"
+    # A group without a test accuracy (NaN) has no change: the others' median stands without it.
+    changes = rows["accuracy change (pt)"].dropna()
+    change = f"accuracy {float(np.median(changes)):+.2f} pt" if len(changes) else "accuracy change unknown"
     if dimension == "threads":
         speedup, efficiency = (float(np.median(rows[column])) for column in ("speed-up", "efficiency"))
         return f"{value} threads {speedup:.2f}x speed-up (efficiency {efficiency:.0%}), {change}"
@@ -116,9 +136,13 @@ def _over(compared: pd.DataFrame, dimension: str) -> str:
     counts = compared.groupby(dimension).size()
     if counts.max() == 1:
         held = compared["setting"].iloc[0]
-        return f"train phase, with {held} fixed" if held else "train phase"
+        return (
+            f"train phase without compilation, with {held} fixed"
+            if held
+            else "train phase without compilation"
+        )
     many = f"{counts.min()}-{counts.max()}" if counts.min() != counts.max() else str(counts.max())
-    return f"train phase; medians over {many} groups of settings that differ in it only"
+    return f"train phase without compilation; medians over {many} groups of settings that differ in it only"
 
 
 def _seed_headline(section: DimensionSection) -> str:

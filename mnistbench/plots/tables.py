@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mnistbench.efficiency import MACHINE_GPU_COLUMNS
 from mnistbench.plots.labels import setting_label, spread
 from mnistbench.stopwatch import PHASES, phase_column
 
@@ -104,3 +105,13 @@ def settings_table(settings: pd.DataFrame) -> pd.DataFrame:
         steady_epoch=settings.apply(spread, axis=1, column="time_epoch_steady"),
     )
     return per_setting[SETTINGS_TABLE_COLUMNS].reset_index(drop=True)
+
+
+def machine_table(machine: pd.DataFrame) -> pd.DataFrame:
+    """machine.csv turned on its side: a row per attribute, a column per host. The GPU's rows
+    (name, memory, driver, CUDA, cuDNN) are there when some host ran a GPU run."""
+    gpu = [column for column in MACHINE_GPU_COLUMNS.values() if column in machine]
+    if gpu and machine[gpu].isna().all().all():
+        machine = machine.drop(columns=gpu)
+    hosts = [f"host {i + 1}" for i in range(len(machine))]
+    return machine.T.reset_index().set_axis(["attribute", *hosts], axis=1)

@@ -57,9 +57,10 @@ def _seconds(value) -> str:
 
 
 def reached(row: pd.Series, target: str) -> str:
-    """ "3/3": how many of the setting's repeats reached `target`."""
-    count = row.get(f"reached_{target}")
-    return f"{0 if pd.isna(count) else int(count)}/{int(row['n'])}"
+    """ "1/3": how many of the setting's repeats reached `target`, of those that finished or
+    diverged (n_to_targets; n in tables that predate it)."""
+    count, total = row.get(f"reached_{target}"), row.get("n_to_targets")
+    return f"{0 if pd.isna(count) else int(count)}/{int(row['n'] if pd.isna(total) else total)}"
 
 
 def fastest_to_target_lines(settings: pd.DataFrame) -> list[str]:
@@ -98,6 +99,14 @@ def _fastest_line(model: str, row: pd.Series, target: str) -> str:
 
 def _no_target_line(model: str, group: pd.DataFrame, lowest: str) -> str:
     best = group["test_accuracy_median"].max()
+    counts = group.get(f"reached_{lowest}", pd.Series(0, index=group.index)).fillna(0)
+    if counts.max() > 0:  # some repeats got there, but in no setting most of them
+        closest = group.loc[counts.idxmax()]
+        return (
+            f"**No target reached** ({model}): no setting got most of its repeats to {percent(lowest)} "
+            f"(at best {reached(closest, lowest).replace('/', ' of ')} repeats, {closest['setting']}); "
+            f"best median test accuracy {best:.2%}."
+        )
     if best >= float(lowest):  # its final evaluations reached it: its epochs were not evaluated
         return (
             f"**No time to accuracy** ({model}): its best median test accuracy is {best:.2%}, but its "

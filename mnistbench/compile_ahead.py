@@ -1,0 +1,102 @@
+"""Compilation as a phase of its own, before the train clock starts.
+
+Keras compiles a model's training and prediction functions on their first call: XLA on JAX
+(and on TensorFlow with jit_compile), graph tracing on TensorFlow, torch.compile on PyTorch.
+Left alone, that lands in the first epoch, the train phase and every time to a target. MLPerf
+starts its clock after initialization, which compilation belongs to; so here each run calls
+those functions once on stand-in data (never the training set, MLPerf's rule for its
+initialization) with every batch shape that an epoch and an evaluation use, then puts back the
+weights, the optimizer's state and every random generator, so that the run's losses and
+accuracies are those of a run without this step (tested bit for bit on each backend).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import replace
+
+import numpy as np
+
+from mnistbench.dataset import N_CLASSES
+
+
+def stand_in(data, batch_size: int):
+    """Data shaped like `data`, drawn from a generator of its own (no global state used):
+    training batches of each shape an epoch has (a full batch, then the last partial one), and
+    a test set of the real one's size (prediction concatenates per call: every count of batches
+    per call must be seen)."""
+    rng = np.random.default_rng(0)
+    n_train = len(data.x_train)
+    n = min(n_train, batch_size) + (n_train % batch_size if n_train > batch_size else 0)
+
+    def images(count):
+        return rng.integers(0, 256, size=(count, *data.x_train.shape[1:]), dtype=data.x_train.dtype)
+
+    def labels(count):
+        return (np.arange(count) % N_CLASSES).astype(data.y_train.dtype)
+
+    n_test = len(data.x_test)
+    return replace(data, x_train=images(n), y_train=labels(n), x_test=images(n_test), y_test=labels(n_test))
+
+
+class Snapshot:
+    """The state a run starts training from: every model and optimizer variable (seed generator
+    states included) and the process's random generators."""
+
+    def __init__(self, keras, model):
+        # Built now, its variables are the zeros (and step 0) that a fresh run's first step
+        # would create, and they are restored as such.
+        model.optimizer.build(model.trainable_variables)
+        self.variables = [*model.variables, *model.optimizer.variables]
+        self.values = [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in self.variables]
+        self.python = random.getstate()
+        self.numpy = np.random.get_state()
+        self.keras_seed = _keras_global_seed_state(keras)
+        torch = sys.modules.get("torch")
+        self.torch = torch.get_rng_state() if torch is not None else None
+
+    def restore(self, keras) -> None:
+        for variable, value in zip(self.variables, self.values, strict=True):
+            variable.assign(value)
+        random.setstate(self.python)
+        np.random.set_state(self.numpy)
+        _set_keras_global_seed_state(keras, self.keras_seed)
+        if self.torch is not None:
+            sys.modules["torch"].set_rng_state(self.torch)
+
+
+def _keras_global_seed_state(keras):
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+
+    generator = global_state.get_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR)
+    if generator is None:
+        return None
+    return np.array(keras.ops.convert_to_numpy(generator.state.value), copy=True)
+
+
+def _set_keras_global_seed_state(keras, state) -> None:
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+
+    generator = global_state.get_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR)
+    if state is None:
+        # Created by the warm-up itself: a run without it would create it later, afresh.
+        global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    elif generator is not None:
+        generator.state.assign(state)
+
+
+def compile_ahead(keras, model, run, data, fit_one_epoch, predict) -> None:
+    """Compile `model`'s training and prediction functions for every batch shape of `run`'s
+    epochs and evaluations, then restore the state training starts from.
+
+    fit_one_epoch(stand_in_data) and predict(stand_in_data) are the run's own training and
+    evaluation calls (same pipeline, same functions), so that what is compiled is what runs.
+    """
+    snapshot = Snapshot(keras, model)
+    fake = stand_in(data, run.batch_size)
+    fit_one_epoch(fake)
+    predict(fake)
+    snapshot.restore(keras)

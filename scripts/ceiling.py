@@ -1,0 +1,13 @@
+from mnistbench import setup_logging
+from mnistbench.ceiling import run_probe
+
+setup_logging(snakemake.log[0])
+run_probe(
+    snakemake.wildcards.device,
+    snakemake.wildcards.backend,
+    snakemake.wildcards.precision,
+    int(snakemake.wildcards.threads),
+    snakemake.output[0],
+    snakemake.threads,
+    snakemake.params.pin_cpus,
+)
