@@ -19,16 +19,20 @@ from dataclasses import replace
 import numpy as np
 
 from mnistbench.dataset import N_CLASSES
+from mnistbench.pipeline import TEST_BATCH_SIZE
+
+
+def every_batch_shape(n: int, batch_size: int) -> int:
+    """How many images make one batch of each shape that `n` images in batches of `batch_size`
+    have: a full batch, then the short last one where there is one."""
+    return min(n, batch_size) + (n % batch_size if n > batch_size else 0)
 
 
 def stand_in(data, batch_size: int):
-    """Data shaped like `data`, drawn from a generator of its own (no global state used):
-    training batches of each shape an epoch has (a full batch, then the last partial one), and
-    a test set of the real one's size (prediction concatenates per call: every count of batches
-    per call must be seen)."""
+    """Data shaped like `data`, drawn from a generator of its own (no global state used), with
+    one batch of each shape that an epoch (at `batch_size`) and an evaluation of the test set (at
+    TEST_BATCH_SIZE, one batch per call) have."""
     rng = np.random.default_rng(0)
-    n_train = len(data.x_train)
-    n = min(n_train, batch_size) + (n_train % batch_size if n_train > batch_size else 0)
 
     def images(count):
         return rng.integers(0, 256, size=(count, *data.x_train.shape[1:]), dtype=data.x_train.dtype)
@@ -36,8 +40,11 @@ def stand_in(data, batch_size: int):
     def labels(count):
         return (np.arange(count) % N_CLASSES).astype(data.y_train.dtype)
 
-    n_test = len(data.x_test)
-    return replace(data, x_train=images(n), y_train=labels(n), x_test=images(n_test), y_test=labels(n_test))
+    n_train = every_batch_shape(len(data.x_train), batch_size)
+    n_test = every_batch_shape(len(data.x_test), TEST_BATCH_SIZE)
+    return replace(
+        data, x_train=images(n_train), y_train=labels(n_train), x_test=images(n_test), y_test=labels(n_test)
+    )
 
 
 class Snapshot:

@@ -13,7 +13,7 @@ import pytest
 
 from mnistbench import prepare
 from mnistbench.compile_ahead import stand_in
-from mnistbench.pipeline import Data
+from mnistbench.pipeline import TEST_BATCH_SIZE, Data
 
 # Run in a process of its own per backend, as a training job is, with a scikit-learn on the
 # path that raises on import. On JAX it counts XLA compilations and when they happened.
@@ -106,7 +106,9 @@ def test_stand_in_data_has_every_batch_shape_and_none_of_the_training_images(arr
     data = Data(**arrays, shift=0.0, scale=255.0)
     fake = stand_in(data, 32)
     assert len(fake.x_train) == 32 + 300 % 32  # a full batch and the short last one
-    assert fake.x_test.shape == data.x_test.shape and fake.x_train.dtype == data.x_train.dtype
+    assert len(fake.x_test) == 100 and fake.x_train.dtype == data.x_train.dtype  # one test batch
     assert not any((image == data.x_train).all(axis=(1, 2)).any() for image in fake.x_train)
     assert len(stand_in(data, 512).x_train) == 300  # one batch, smaller than batch_size
     assert len(stand_in(data, 100).x_train) == 100  # no short last batch
+    larger_test_set = Data(**{**arrays, "x_test": np.zeros((2500, 28, 28), np.uint8)}, shift=0.0, scale=255.0)
+    assert len(stand_in(larger_test_set, 32).x_test) == TEST_BATCH_SIZE + 2500 % TEST_BATCH_SIZE
