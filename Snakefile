@@ -32,6 +32,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/ceiling.smk"
 include: "rules/report.smk"
+include: "rules/merge.smk"
 
 
 onstart:

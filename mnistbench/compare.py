@@ -12,9 +12,6 @@ import base64
 import html
 import io
 import logging
-import os
-import re
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -22,140 +19,36 @@ import pandas as pd
 from scipy import stats
 
 from mnistbench.files import atomic_write, write_csv
-from mnistbench.grid import ADDED_SETTINGS, SETTINGS, added_tags
+from mnistbench.grid import SETTINGS
+from mnistbench.plots.labels import setting_label, setting_texts
+from mnistbench.plots.machines import machines_frame, machines_html
+from mnistbench.ratios import ratio_interval, verdict
+from mnistbench.result_sets import (
+    ResultSetError,
+    Where,
+    read_set,
+    set_files,
+    spreadsheet_safe,
+)
 
 log = logging.getLogger("mnistbench")
 
 # What is compared, per setting: the train phase decides the verdict.
 METRICS = ("time_train", "time_epoch_steady", "time_job", "test_accuracy")
 NEEDED = (*SETTINGS, "repeat", "status", *METRICS)
-
-
-class BaselineError(ValueError):
-    """A baseline that cannot be compared, phrased as one line."""
-
-
-# A baseline is someone else's folder: its tables are read only when they are regular files of
-# a sane size. A runs table takes a few hundred bytes a run, so 64 MiB is far beyond any grid,
-# while a wrong or hostile file is refused from its size alone, before any of it is read.
-MAX_TABLE_BYTES = 64 * 2**20
-# Columns that must hold numbers or nothing: the metrics compared and the numeric settings.
-NUMERIC = (*METRICS, "repeat", "hidden_units", "learning_rate", "batch_size", "epochs", "seed")
-KEY = "config key 'compare.baseline'"
-LINK = "is a symbolic link; a baseline must hold regular files only"
-
-
-def _refusal(path, reason: str) -> BaselineError:
-    return BaselineError(f"{KEY}: {path} {reason}")
+BASELINE = Where("config key 'compare.baseline'", "a baseline")
+# The name a bad baseline has always had here: callers catch BaselineError.
+BaselineError = ResultSetError
 
 
 def baseline_files(path) -> dict[str, Path]:
     """The summary tables of a result set: PATH is a `results/` folder or its `summary/`."""
-    path = Path(path)
-    if not path.exists():
-        raise _refusal(path, "does not exist")
-    for folder in (path / "summary", path):
-        if os.path.lexists(folder / "runs.csv"):  # a link too: read_table refuses it by name
-            return {"runs": folder / "runs.csv", "machine": folder / "machine.csv"}
-    raise _refusal(path, "holds no runs (no summary/runs.csv or runs.csv)")
-
-
-def _open_below(root: Path, path: Path) -> int | None:
-    """A descriptor of PATH, None when it is absent. Each step below ROOT is opened relative to the
-    last one without following links, so that none can be swapped for a link between check and use."""
-    parts, descriptors, step = path.relative_to(root).parts, [], root
-    try:
-        descriptors.append(os.open(root, os.O_RDONLY | os.O_DIRECTORY))
-        for depth, name in enumerate(parts, start=1):
-            step = root.joinpath(*parts[:depth])
-            # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat refuses it next.
-            kind = os.O_NONBLOCK if depth == len(parts) else os.O_DIRECTORY
-            descriptors.append(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | kind, dir_fd=descriptors[-1]))
-        return descriptors.pop()
-    except FileNotFoundError:
-        return None
-    except OSError as error:  # a link fails with ELOOP, or ENOTDIR for a folder: say which it was
-        link = step != root and os.path.islink(step)
-        raise _refusal(step, LINK if link else f"cannot be opened ({error.strerror})") from None
-    finally:
-        for descriptor in descriptors:
-            os.close(descriptor)
-
-
-def _read_capped(path: Path, descriptor: int) -> bytes:
-    try:
-        info, data = os.fstat(descriptor), b""
-        if not stat.S_ISREG(info.st_mode):
-            raise _refusal(path, "is not a regular file; a baseline must hold regular files only")
-        if info.st_size <= MAX_TABLE_BYTES:  # a huge file is refused without reading any of it
-            with os.fdopen(descriptor, "rb", closefd=False) as handle:
-                data = handle.read(MAX_TABLE_BYTES + 1)  # it may have grown since fstat
-    finally:
-        os.close(descriptor)
-    if max(info.st_size, len(data)) > MAX_TABLE_BYTES:
-        raise _refusal(
-            path, f"is larger than {MAX_TABLE_BYTES // 2**20} MiB, the most a baseline table may be"
-        )
-    return data
-
-
-def _parse(path: Path, data: bytes) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(io.BytesIO(data))
-    except pd.errors.EmptyDataError:
-        raise _refusal(path, "is empty, not a CSV table") from None
-    except pd.errors.ParserError as error:  # pandas names the line (the header is line 1)
-        reason = " ".join(str(error).split()).removeprefix("Error tokenizing data. C error: ")
-        raise _refusal(path, f"is not a CSV table ({reason})") from None
-    except UnicodeDecodeError as error:
-        raise _refusal(path, f"is not UTF-8 text (byte {error.start})") from None
-    if not isinstance(table.index, pd.RangeIndex):  # pandas made the first column the index
-        raise _refusal(path, "has more fields in every data row than in its header")
-    return table
-
-
-def _refuse_first(path: Path, values: pd.Series, bad: pd.Series, reason: str) -> None:
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        value = "" if pd.isna(values.iloc[row]) else str(values.iloc[row])[:40]
-        raise _refusal(path, f"data row {row + 1} (1-based), column {values.name!r}: {value!r} {reason}")
-
-
-def _check_values(path: Path, table: pd.DataFrame) -> pd.DataFrame:
-    """TABLE with its numeric columns as numbers, once every value there is a number or empty."""
-    for column in (column for column in NUMERIC if column in table):
-        numbers = pd.to_numeric(table[column], errors="coerce")
-        _refuse_first(path, table[column], numbers.isna() & table[column].notna(), "is not a number")
-        table[column] = numbers
-    if "status" in table:
-        status = table["status"]
-        number = pd.to_numeric(status, errors="coerce").notna()
-        _refuse_first(path, status, status.isna() | number, "is not a status (text such as ok)")
-    return table
-
-
-def read_table(root, path) -> pd.DataFrame | None:
-    """The CSV table PATH inside the baseline folder ROOT (None when absent), read only as a regular
-    file with no link at any level below ROOT, within MAX_TABLE_BYTES, every row checked."""
-    descriptor = _open_below(Path(root), Path(path))
-    return None if descriptor is None else _check_values(path, _parse(path, _read_capped(path, descriptor)))
+    return set_files(path, BASELINE)
 
 
 def read_baseline(path) -> dict[str, pd.DataFrame]:
     """The baseline's runs and machine tables (machine empty when absent), checked whole."""
-    files = baseline_files(path)
-    runs = read_table(path, files["runs"])
-    if runs is None:  # gone since baseline_files looked
-        raise _refusal(files["runs"], "does not exist")
-    missing = [column for column in NEEDED if column not in runs.columns]
-    if missing:
-        raise _refusal(
-            files["runs"], f"was made by an incompatible version of the workflow (no column {missing[0]!r})"
-        )
-    if runs.empty:
-        raise _refusal(files["runs"], "holds no runs")
-    machine = read_table(path, files["machine"])
-    return {"runs": runs, "machine": pd.DataFrame() if machine is None else machine}
+    return read_set(path, BASELINE, NEEDED)
 
 
 def check_baseline(path) -> dict[str, Path]:
@@ -165,49 +58,12 @@ def check_baseline(path) -> dict[str, Path]:
     return baseline_files(path)
 
 
-def _text(value) -> str:
-    """A setting's value as the same text on both sides: CSV reads 64 as 64.0 next to a NaN."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return "-" if pd.isna(value) else str(value)
-
-
 def _settings(runs: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
-    finished = runs[runs["status"] == "ok"].copy()
-    for key in SETTINGS:
-        finished[key] = finished[key].map(_text)
+    """The finished runs per setting, keyed by the settings as text: CSV reads 64 as 64.0 next to a
+    NaN, and both sides must read the same."""
+    finished = runs[runs["status"] == "ok"]
+    finished = finished.assign(**setting_texts(finished))
     return {key: group for key, group in finished.groupby(list(SETTINGS), sort=False)}
-
-
-def ratio_interval(
-    new: np.ndarray, base: np.ndarray, confidence: float, seed: int = 0
-) -> tuple[float, float]:
-    """Bootstrap interval of median(new) / median(base); NaN with fewer than 2 on a side."""
-    if len(new) < 2 or len(base) < 2:
-        return np.nan, np.nan
-    if np.ptp(new) == 0 and np.ptp(base) == 0:  # no spread at all: the ratio is exact
-        ratio = np.median(new) / np.median(base)
-        return ratio, ratio
-    result = stats.bootstrap(
-        (new, base),
-        lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis),
-        confidence_level=confidence,
-        method="percentile",
-        n_resamples=2000,
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
-    """faster / slower only when the interval excludes 1 and the change passes the threshold."""
-    if np.isnan(low):
-        return "same"  # too few repeats to tell: see the n columns
-    if high < 1 and ratio <= 1 / threshold:
-        return "faster"
-    if low > 1 and ratio >= threshold:
-        return "slower"
-    return "same"
 
 
 COMPARED = ("faster", "slower", "same")
@@ -271,15 +127,7 @@ def compare(runs: pd.DataFrame, baseline: pd.DataFrame, threshold: float = 1.1, 
     return table
 
 
-def setting_label(row) -> str:
-    network = row["model"] if row["model"] != "mlp" else f"mlp{row['hidden_units']}-{row['activation']}"
-    training = f"{row['optimizer']} b{row['batch_size']} e{row['epochs']} s{row['seed']}"
-    # The hardware settings away from their defaults, so that no two settings read the same.
-    hardware = added_tags({key: row[key] for key in ADDED_SETTINGS if key in row and row[key] != "-"})
-    return " ".join([row["dataset"], network, training, row["backend"], *hardware])
-
-
-def _ratio_plot(table: pd.DataFrame) -> str:
+def _ratio_plot(table: pd.DataFrame, grid: pd.DataFrame) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -287,7 +135,7 @@ def _ratio_plot(table: pd.DataFrame) -> str:
 
     data = table[table["verdict"].isin(COMPARED)].sort_values("time_train_ratio")
     figure, axes = plt.subplots(figsize=(9, max(2.5, 0.4 * len(data) + 1)))
-    labels = [setting_label(row) for _, row in data.iterrows()]
+    labels = list(setting_label(data, grid=grid))
     ratio = data["time_train_ratio"].to_numpy()
     low = np.where(data["time_train_ratio_low"].isna(), ratio, data["time_train_ratio_low"])
     high = np.where(data["time_train_ratio_high"].isna(), ratio, data["time_train_ratio_high"])
@@ -307,16 +155,12 @@ def _ratio_plot(table: pd.DataFrame) -> str:
 
 
 def _machines(machine: pd.DataFrame, baseline_machine: pd.DataFrame) -> str:
-    ours = machine.iloc[0] if len(machine) else pd.Series(dtype=object)
-    theirs = baseline_machine.iloc[0] if len(baseline_machine) else pd.Series(dtype=object)
-    rows = []
-    for attribute in [*ours.index, *(a for a in theirs.index if a not in ours.index)]:
-        a, b = ours.get(attribute, "-"), theirs.get(attribute, "-")
-        style = ' class="differs"' if str(a) != str(b) else ""
-        rows.append(
-            f"<tr{style}><td>{html.escape(attribute)}</td><td>{html.escape(str(b))}</td><td>{html.escape(str(a))}</td></tr>"
-        )
-    return "<table><tr><th>attribute</th><th>baseline</th><th>this set</th></tr>" + "".join(rows) + "</table>"
+    """Both machines' attributes side by side (each table's first host), differences highlighted."""
+    first = {
+        name: table.iloc[0] if len(table) else pd.Series(dtype=object)
+        for name, table in (("baseline", baseline_machine), ("this set", machine))
+    }
+    return machines_html(machines_frame(first))
 
 
 def _finished(runs: pd.DataFrame) -> str:
@@ -350,12 +194,12 @@ def write_html(
         if "code_version" in baseline and "code_version" in runs
         else "-"
     )
-    shown = table.assign(
-        setting=[
-            setting_label(r) if r["verdict"] != "geometric mean" else "geometric mean"
-            for _, r in table.iterrows()
-        ]
-    )
+    # Labels name the settings that vary across both sets, as the report's name them in one.
+    grid = pd.concat([runs, baseline], ignore_index=True)
+    mean = table["verdict"] == "geometric mean"
+    labels = pd.Series("geometric mean", index=table.index, dtype=object)
+    labels[~mean] = setting_label(table[~mean], grid=grid)
+    shown = table.assign(setting=labels)
     columns = (
         "setting verdict n n_baseline time_train_baseline_median time_train_median time_train_ratio "
         "time_train_ratio_low time_train_ratio_high time_epoch_steady_ratio time_job_ratio "
@@ -371,7 +215,7 @@ def write_html(
         index=False, na_rep="-", float_format="{:.4g}".format, table_id="compare"
     )
     if table["verdict"].isin(COMPARED).any():
-        plot = f'<img alt="train-phase ratios" src="data:image/png;base64,{_ratio_plot(table)}">'
+        plot = f'<img alt="train-phase ratios" src="data:image/png;base64,{_ratio_plot(table, grid)}">'
     else:
         plot = "<p>None: no setting to compare.</p>"
     page = f"""<!DOCTYPE html>
@@ -402,20 +246,6 @@ Verdicts: {html.escape(", ".join(f"{v}: {n}" for v, n in counts.items()) or "non
 </body></html>
 """
     atomic_write(path, lambda temporary: Path(temporary).write_text(page))
-
-
-# OWASP's advice against CSV injection: a spreadsheet runs a cell that starts with one of these
-# as a formula (=HYPERLINK(...), =cmd|...), and a quote in front makes it plain text.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def spreadsheet_safe(value):
-    """VALUE, quoted when a spreadsheet would run it; numbers, the placeholder "-" (missing) and
-    texts that are plain numbers ("-0.5") stay as they are."""
-    if not isinstance(value, str) or value == "-" or not value.startswith(FORMULA_STARTS):
-        return value
-    return value if PLAIN_NUMBER.fullmatch(value) else f"'{value}"
 
 
 def run(inputs: dict, outputs: dict, baseline_path, threshold: float, confidence: float) -> pd.DataFrame:

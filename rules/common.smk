@@ -7,6 +7,8 @@ from snakemake.utils import validate
 from snakemake.logging import logger
 
 from mnistbench import ceiling, compare, cores, grid, locks, prepare, sources, summary
+from mnistbench import merge
+from mnistbench.result_sets import ResultSetError, set_files
 
 # Only the main snakemake plans: it checks what lies outside the workflow (a local_path on the
 # login node, a baseline), settles the folder's locks and forgets runs to retrain. Its jobs,
@@ -31,7 +33,9 @@ try:
         grid.check_local_paths(config)
         if config["compare"]["baseline"]:
             compare.check_baseline(config["compare"]["baseline"])
-except (grid.ConfigError, compare.BaselineError) as error:
+        if config["merge"]["sets"]:
+            merge.check_sets(config["merge"])
+except (grid.ConfigError, ResultSetError) as error:
     raise WorkflowError(str(error)) from None
 
 # Every process of this call inherits its token (mnistbench/locks.py).
@@ -77,6 +81,8 @@ def final_targets():
     targets = ["results/report.html"]
     if config["compare"]["baseline"]:
         targets += ["results/compare.html", "results/summary/compare.csv"]
+    if config["merge"]["sets"]:
+        targets += ["results/merged.html"]
     return targets
 
 
@@ -319,3 +325,20 @@ def ceiling_threads(wildcards):
 
 def ceiling_gpus(wildcards):
     return 1 if wildcards.device == "gpu" else 0
+
+
+def merge_tables(wildcards):
+    """Each set's summary tables, the merge job's inputs: another folder's as they are (read whole
+    at the start), this workflow's own results/ as built by this call."""
+    tables = []
+    for name, path in config["merge"]["sets"].items():
+        if merge.is_this_set(path):
+            tables += ["results/summary/runs.csv", "results/summary/machine.csv"]
+        else:
+            files = set_files(path, merge.where(name)).values()
+            tables += [str(file.resolve()) for file in files if file.is_file()]
+    return tables
+
+
+def merged_report_parameters(wildcards, input):
+    return {"merged_dir": os.path.abspath(os.path.dirname(input.settings))}

@@ -2,7 +2,7 @@
 the grid. Its effect on time and accuracy is read only between settings that differ in it alone:
 every other setting is held fixed, one group per combination of them, and nothing is averaged
 across groups. Spreads are those of one setting's repeats, ratios carry the bootstrap interval of
-compare.ratio_interval.
+ratios.ratio_interval (compare's statistic).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import LogFormatter
 
-from mnistbench.compare import ratio_interval
 from mnistbench.grid import MLP_ONLY, SETTINGS
 from mnistbench.plots.labels import (
     finished,
@@ -27,6 +26,7 @@ from mnistbench.plots.labels import (
     varying_settings,
 )
 from mnistbench.plots.time_to_accuracy import percent, sorting_target, targets_in
+from mnistbench.ratios import ratio_interval
 from mnistbench.summary import TIMED_TO_TARGETS
 
 CONFIDENCE = 0.95
@@ -58,21 +58,22 @@ def swept_dimensions(table: pd.DataFrame) -> list[str]:
     ]
 
 
-def setting_points(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per setting of the finished runs: its settings, n, each summarised column's and each
-    target's median, q1 and q3 over its repeats, and the repeats' values (for the bootstrap). A
-    repeat that never reached a target counts as infinitely slow, as in settings.csv: a median
-    exists only where most repeats reached it, and a quartile that never did is empty. A diverged
-    repeat is one of those (summary.TIMED_TO_TARGETS); times and accuracy are the finished ones'."""
+def setting_points(runs: pd.DataFrame, by: tuple[str, ...] = (), summarised=SUMMARISED) -> pd.DataFrame:
+    """One row per setting of the finished runs (per setting and value of the columns `by`, such
+    as the machine): its settings, n, each `summarised` column's and each target's median, q1 and
+    q3 over its repeats, and the repeats' values (for the bootstrap). A repeat that never reached a
+    target counts as infinitely slow, as in settings.csv: a median exists only where most repeats
+    reached it, and a quartile that never did is empty. A diverged repeat is one of those
+    (summary.TIMED_TO_TARGETS); times and accuracy are the finished ones'."""
     counted = runs[runs["status"].isin(TIMED_TO_TARGETS)]
-    texts = setting_texts(counted)
+    texts = setting_texts(counted, [*by, *SETTINGS])
     ok = (counted["status"] == "ok").to_numpy()
     if not ok.any():
         return pd.DataFrame(columns=[*texts, "n"])
     setting = texts.groupby(list(texts), sort=False).ngroup()
-    columns = [*SUMMARISED, *(f"time_to_{target}" for target in targets_in(counted, suffix=""))]
+    columns = [*summarised, *(f"time_to_{target}" for target in targets_in(counted, suffix=""))]
     values = counted[columns].astype(float)
-    values.loc[~ok, list(SUMMARISED)] = np.nan  # the diverged repeats count only towards targets
+    values.loc[~ok, list(summarised)] = np.nan  # the diverged repeats count only towards targets
     reached = [column for column in columns if column.startswith("time_to_")]
     values[reached] = values[reached].fillna(np.inf)
     grouped = values.groupby(setting, sort=False)
