@@ -7,16 +7,14 @@ if the same grid had run on a GPU node and a laptop; two more are generated (tes
 the real aggregation) with machine facts of their own."""
 
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser import HAS_CHROMIUM, offline_page
 from conftest import snakemake
 from fake_results import make_result_set
 from test_merge import derived_set
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def copy_as_machine(
@@ -81,27 +79,10 @@ def test_merged_tables_carry_the_machine_and_its_facts_on_every_row(merged):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+@pytest.mark.skipif(not HAS_CHROMIUM, reason="Debian's chromium is not installed")
 def test_merged_report_shows_the_machine_section_machines_key_results_and_ratios(merged):
-    from playwright.sync_api import sync_playwright
-
     work, _ = merged
-    outside = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-        )
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-
-        def only_local(route):
-            if route.request.url.startswith(("file:", "data:")):
-                route.continue_()
-            else:
-                outside.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", only_local)
-        page.goto((work / "results/merged.html").as_uri(), wait_until="load")
+    with offline_page(work / "results/merged.html") as (page, outside):
         search = page.locator('input[type="search"][aria-controls="ratios-machine"]')
         search.wait_for(state="visible", timeout=30_000)
         images = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth > 0)")
@@ -116,7 +97,6 @@ def test_merged_report_shows_the_machine_section_machines_key_results_and_ratios
             "document.querySelector('#ratios-machine_info').innerText.includes('filtered')"
         )
         filtered = page.eval_on_selector_all("#ratios-machine tbody tr", "els => els.map(e => e.innerText)")
-        browser.close()
 
     assert outside == [] and missing == []
     assert len(images) == 1 and all(images)

@@ -3,14 +3,12 @@ and regenerated after edits with only the jobs that the edit touches."""
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser import HAS_CHROMIUM, offline_page
 from conftest import REPO, copy_workflow, damage_prepared_data, snakemake
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 FAILING = "fashion_mnist_mlp8-linear_adam-lrdefault_b32_e1_scale_s0_tf"
 
@@ -69,38 +67,13 @@ def test_failed_run_is_reported_and_the_exit_status_says_so(built):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+@pytest.mark.skipif(not HAS_CHROMIUM, reason="Debian's chromium is not installed")
 def test_report_opens_offline_with_every_image_and_its_tables_filter_as_one_types(built):
-    from playwright.sync_api import sync_playwright
-
     work, _, _, _ = built
     runs = pd.read_csv(work / "results/summary/runs.csv")
     diverged = int(runs["status"].eq("diverged").sum())
     assert 0 < diverged < len(runs) <= 25  # one page of the runs table
-    outside = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--no-first-run",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-
-        def only_local(route):
-            if route.request.url.startswith(("file:", "data:")):
-                route.continue_()
-            else:
-                outside.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", only_local)
-        page.goto((work / "results/report.html").as_uri(), wait_until="load")
+    with offline_page(work / "results/report.html") as (page, outside):
         # DataTables (embedded by itables) builds the table's controls once its module has loaded.
         search = page.locator('input[type="search"][aria-controls="runs"]')
         search.wait_for(state="visible", timeout=30_000)
@@ -116,7 +89,6 @@ def test_report_opens_offline_with_every_image_and_its_tables_filter_as_one_type
         search.fill("diverged")
         page.wait_for_function("document.querySelector('#runs_info').innerText.includes('filtered')")
         filtered = page.eval_on_selector_all("#runs tbody tr", "els => els.map(e => e.innerText)")
-        browser.close()
 
     assert outside == []
     assert len(images) >= 6 and all(images)

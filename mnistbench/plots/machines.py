@@ -73,7 +73,8 @@ def ratio_table(settings: pd.DataFrame) -> pd.DataFrame:
     metrics += [(f"time_to_{target}", f"to {percent(target)}")] if target else []
     for metric, name in metrics:
         table[name] = [_spread(row, metric) for row in rows.to_dict("records")]
-        table[f"{name} ratio"] = rows[f"{metric}_ratio"]
+        ratio = rows[f"{metric}_ratio"].round(2)
+        table[f"{name} ratio"] = ratio.astype(object).where(ratio.notna(), None)  # blank, not NaN
         table[f"{name} {CONFIDENCE:.0%} interval"] = _intervals(rows, metric)
     accuracy = rows["test_accuracy_median"]
     table["accuracy"] = [("-" if pd.isna(a) else f"{a:.2%}") for a in accuracy]
