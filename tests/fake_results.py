@@ -448,6 +448,8 @@ def _trained_facts(run: grid.Run, history: list, started: dict, timings: dict) -
             "dtype_policy": run.precision,
         },
         "steps_per_execution": min(256, math.ceil(N_TRAIN / run.batch_size)),
+        "compile_measured": "ahead",  # as train.compile_facts records it
+        "compile_in_first_epoch_s": None,
         "jit_compile": run.backend == "jax",
         **dict.fromkeys(("gpu_name", "gpu_memory_mb", "cuda_version", "cudnn_version", "driver_version")),
         "peak_gpu_memory_mb": None,

@@ -15,6 +15,7 @@ N_SETTINGS, REPEATS = 20, 2
 EMPTY_WHEN_OK = {"error", "why_unpinned", "gpu_name", "peak_gpu_memory_mb", "reached_target", "slurm_job_id"}
 EMPTY_WHEN_OK |= {"slurm_partition", "target_accuracy", "learning_rate", "partition", "hidden_units"}
 EMPTY_WHEN_OK |= {"activation"}  # hidden_units and activation: None for softmax and cnn
+EMPTY_WHEN_OK |= {"compile_in_first_epoch_s"}  # compiled ahead: no first-epoch estimate
 EMPTY_WHEN_OK |= {"gpu_utilization_mean", "gpu_utilization_max", "gpu_power_mean_w", "gpu_power_max_w"}
 EMPTY_WHEN_OK |= {"gpu_energy_j", "gpu_sampled_seconds", "cpu_energy_unavailable"}  # RAPL readable
 
