@@ -11,7 +11,10 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.pins 2>/dev/null)" != "$pins" ];
   echo "[run.sh] installing the pinned dependencies into .venv (once per change of pins)"
   "$python" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-backends.txt -c constraints.txt
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  # compat: this folder goes on the path as it is, where Snakemake finds the console's logger
+  # plugin (snakemake_logger_plugin_mnistbench; plugins installed otherwise in edit mode it misses).
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . \
+    --config-settings editable_mode=compat
   echo "$pins" > .venv/.pins
 fi
 

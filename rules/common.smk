@@ -1,12 +1,14 @@
 import os
 import sys
+import time
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from snakemake.logging import logger
 
-from mnistbench import ceiling, compare, cores, grid, locks, prepare, sources, summary
+from mnistbench import ceiling, compare, console, cores, grid, locks, prepare, sources
+from mnistbench import summary
 from mnistbench import merge
 from mnistbench.result_sets import ResultSetError, set_files
 
@@ -100,6 +102,7 @@ def start_call():
     """onstart: refuse runs that would get fewer cores than their threads, then record who holds
     the lock and what it locked (not with --nolock: it holds none)."""
     refuse_runs_beyond_cores()
+    say_plan()
     if not workflow.execution_settings.lock:
         return
     locked = {
@@ -114,6 +117,48 @@ def start_call():
     if held:
         locks.forget_holder(os.getcwd(), CALL)
         raise WorkflowError(held[0])
+
+
+# The call's start, for the closing summary's elapsed time.
+CALL_STARTED = time.time()
+
+
+def say_plan():
+    """The console's plan line: how many runs train, how many are done, and about
+    how long the rest takes (mnistbench/console.py); the logger plugin counts on."""
+    in_dag = [job for job in workflow.dag.jobs if job.rule.name == "train"]
+    needed = [job for job in workflow.dag.needrun_jobs() if job.rule.name == "train"]
+    to_train = sorted(job.wildcards.run for job in needed)
+    if not in_dag:
+        return  # a call that trains nothing (a download, the report alone) has no plan
+    line, planned = console.plan(
+        RUNS,
+        console.setting_labels(RUNS),
+        to_train,
+        len(in_dag) - len(to_train),
+        console.past_job_seconds("results/summary/runs.csv"),
+    )
+    logger.info(line, extra={"mnistbench_console": True, "mnistbench_plan": planned})
+
+
+def say_summary(ended):
+    """The console's closing lines: how the runs ended, the time taken, the report's first key
+    results and where the report and the other pages are."""
+    built = [target for target in final_targets() if target.endswith(".html")]
+    lines = console.closing_lines(
+        ended,
+        time.time() - CALL_STARTED,
+        "results/summary/settings.csv" if report_asked() else None,
+        [target for target in built if was_built(target)],
+    )
+    for line in lines:
+        logger.info(line, extra={"mnistbench_console": True})
+
+
+def was_built(target):
+    """Whether this call's jobs include the one that writes `target`."""
+    jobs = workflow.dag.jobs if workflow.dag is not None else []
+    return any(target in job.output for job in jobs) and os.path.exists(target)
 
 
 def refuse_runs_beyond_cores():
@@ -160,6 +205,8 @@ def end_call(succeeded):
     next call trains them again, and fail naming every run it trained that did not end ok,
     whatever targets the call was given."""
     locks.forget_holder(os.getcwd(), CALL)  # its jobs are over; Snakemake unlocks next
+    # How the runs ended, read before the runs that did not end ok are forgotten.
+    ended = console.statuses(sorted(RUNS), "results/runs")
     not_ok = summary.forget_unfinished(
         sorted(RUNS), "results/runs", "results/summary/runs.csv", is_this_call
     )
@@ -172,8 +219,9 @@ def end_call(succeeded):
             "crashed ones."
         )
         logger.error(message)
-        if succeeded:
-            raise WorkflowError(message)
+    say_summary(ended)
+    if not_ok and succeeded:
+        raise WorkflowError(message)
 
 
 def lesson_run():

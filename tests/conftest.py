@@ -3,6 +3,8 @@ helper that runs the real workflow in a scratch directory."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import http.server
 import os
@@ -124,9 +126,10 @@ def snakemake(
 ):
     """Run the real workflow with `config` (replacing config.yaml) in `workdir`."""
     command = snakemake_command(workdir, config, *args, snakefile=snakefile)
-    result = subprocess.run(
-        command, cwd=workdir, capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
+    with cpu_turn():
+        result = subprocess.run(
+            command, cwd=workdir, capture_output=True, text=True, env={**os.environ, **(env or {})}
+        )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -142,8 +145,125 @@ def damage_prepared_data(workdir: Path, config: dict, dataset: str, snakefile=No
     return path
 
 
+# The tests run in two processes at once (pytest-xdist, `-n 2` in pyproject.toml): what they
+# share lives in a folder of the session that every worker sees.
+_SESSION = {"folder": None, "turn_held": False}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_folder(tmp_path_factory) -> Path:
+    """The session's folder shared by the xdist workers (each has a base folder of its own
+    below it), or the base folder when there are no workers."""
+    base = tmp_path_factory.getbasetemp()
+    folder = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    _SESSION["folder"] = folder
+    return folder
+
+
+@contextlib.contextmanager
+def cpu_turn(alone: bool = False):
+    """Training jobs pin themselves to CPUs locked in one folder for the whole machine
+    (mnistbench/cpus.py), so the jobs of two workers spread over the CPUs. A test that needs
+    every CPU free (two jobs at once, SLURM) takes its turn alone; every other test, and each
+    workflow call of a fixture, shares it. A process never waits on itself: a turn taken
+    already covers what runs inside it."""
+    if _SESSION["folder"] is None or _SESSION["turn_held"]:
+        yield
+        return
+    with open(_SESSION["folder"] / "cpus.turn", "a") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)  # released when closed
+        _SESSION["turn_held"] = True
+        try:
+            yield
+        finally:
+            _SESSION["turn_held"] = False
+
+
+@pytest.fixture(autouse=True)
+def _cpu_turn(request):
+    with cpu_turn(alone=request.node.get_closest_marker("alone") is not None):
+        with contextlib.ExitStack() as stack:
+            for marker in request.node.iter_markers("apart_from"):
+                stack.enter_context(apart_from(marker.args[0]))
+            yield
+
+
+@contextlib.contextmanager
+def apart_from(name: str):
+    """Tests marked `apart_from(name)` with the same name never run at the same time (one
+    holds every CPU lock, another needs a CPU free); each runs beside any other test."""
+    with open(_SESSION["folder"] / f"apart-{name}", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def built_once(name: str, build) -> Path:
+    """The folder `name` of the session, built by build(folder) once for all workers: the
+    first to get here builds it, the others wait and then read it (pytest-xdist's FileLock
+    pattern). A build that failed is tried again by the next test that needs it."""
+    folder = _SESSION["folder"] / name
+    with open(f"{folder}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
+# The shipped small test configuration as a user runs it (paths relative to its folder).
+DOT_TEST = ["--configfile", "config.yaml", "--replace-workflow-config", "--cores", "2"]
+
+
+@pytest.fixture(scope="session")
+def dot_test_run():
+    """The shipped small test configuration (.test/) run once per session, as a user would:
+    (its folder, the call's console output). Tests read it; one that changes anything works on
+    a copy (copy_results)."""
+
+    def build(work):
+        for name in ("config.yaml", "mnist-small.npz"):
+            shutil.copy(REPO / ".test" / name, work / name)
+        result = snakemake(work, None, *DOT_TEST)
+        (work / "console.txt").write_text(result.stdout + result.stderr)
+
+    work = built_once("dot-test", build)
+    return work, (work / "console.txt").read_text()
+
+
+def copy_results(source: Path, target: Path) -> Path:
+    """A copy of a workflow folder that Snakemake sees as up to date (times kept)."""
+    shutil.copytree(source, target, symlinks=True)
+    return target
+
+
+# Written by tests/test_slurm.py when it starts the local SLURM.
+SLURM_STARTED = "slurm-started"
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """SLURM tests last: once SLURM's client is installed and its controller stopped, every
-    snakemake start waits about 10 s (the SLURM executor plugin runs `scontrol show config`
-    when it is imported), which would slow every test after them."""
-    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+    """Files with tests alone, then those with the most end-to-end tests, first (pytest-xdist
+    hands out whole files, --dist loadfile, so that each file's module fixtures are built
+    once), so that the short ones fill the workers' last minutes. Once SLURM's client is
+    installed and its controller stopped, every snakemake start waits about 10 s (the SLURM
+    executor plugin runs `scontrol show config` when it is imported): the controller, once
+    started, runs until the session ends (pytest_sessionfinish)."""
+    weight = {}  # a test alone holds up both workers: those files start first
+    for item in items:
+        cost = (item.get_closest_marker("slow") is not None) + 10 * (
+            item.get_closest_marker("alone") is not None
+        )
+        weight[item.path] = weight.get(item.path, 0) + cost
+    items.sort(key=lambda item: -weight[item.path])  # the same order on every worker
+
+
+def pytest_sessionfinish(session):
+    """The main pytest process (not an xdist worker) stops the local SLURM a test started."""
+    if hasattr(session.config, "workerinput"):
+        return
+    if (session.config._tmp_path_factory.getbasetemp() / SLURM_STARTED).exists():
+        subprocess.run(
+            ["bash", str(REPO / "cluster/local-slurm.sh"), "stop"], capture_output=True, timeout=120
+        )

@@ -74,6 +74,8 @@ def _kill(processes):
 
 
 @pytest.mark.slow
+@pytest.mark.apart_from("test_hardware")  # its two frozen trainers hold both CPUs: that test's
+# runs, which must be pinned, would find none free (others run unpinned meanwhile, and say so)
 def test_no_call_frees_a_live_calls_runs(tmp_path, formats):
     """Call A trains X; call B ends normally (Snakemake then deletes every lock of the folder);
     call K trains Y and its snakemake alone is killed with -9 (its job trains on); call C asks

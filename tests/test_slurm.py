@@ -7,7 +7,7 @@ import subprocess
 
 import pandas as pd
 import pytest
-from conftest import REPO, copy_workflow, damage_prepared_data, snakemake
+from conftest import REPO, SLURM_STARTED, copy_workflow, damage_prepared_data, snakemake
 
 LOCAL_SLURM = REPO / "cluster/local-slurm.sh"
 # The local test cluster has no accounting database: job status comes from squeue.
@@ -30,20 +30,22 @@ def why_no_slurm():
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(session_folder):
+    """The local SLURM, running until the session ends (conftest's pytest_sessionfinish stops
+    it): stopped earlier, it would slow every snakemake start of the other worker by 10 s."""
     reason = why_no_slurm()
     if reason:
         print(f"SKIPPED SLURM tests: {reason}")
         pytest.skip(reason)
+    (session_folder / SLURM_STARTED).touch()
     started = subprocess.run(["bash", str(LOCAL_SLURM), "start"], capture_output=True, text=True, timeout=600)
     if started.returncode != 0:
         pytest.fail(f"local SLURM did not start:\n{started.stdout}\n{started.stderr}")
-    yield
-    subprocess.run(["bash", str(LOCAL_SLURM), "stop"], capture_output=True, timeout=120)
 
 
 @pytest.mark.slow
 @pytest.mark.slurm
+@pytest.mark.alone  # its jobs run at once and pin themselves: every CPU must be free
 def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
     # Run from a checkout that has its config.yaml, with the user's own config file: every
     # cluster job must see that file's grid, not config.yaml merged back in.

@@ -2,12 +2,12 @@
 StopWatch format read back by cloudmesh-common's own parser."""
 
 import re
-import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from cloudmesh.common.StopWatch import StopWatch
-from conftest import REPO, snakemake
+from conftest import DOT_TEST, copy_results, snakemake
 
 from mnistbench import machine, summary
 from mnistbench.stopwatch import Stopwatch, benchmark_block
@@ -57,20 +57,33 @@ def test_stopwatch_block_reads_back_with_cloudmeshs_own_parser(tmp_path):
     ]
 
 
-@pytest.fixture(scope="module")
-def test_config_run(tmp_path_factory):
-    """The shipped small test configuration (.test/), run as a user would: repeats, isolation."""
-    work = tmp_path_factory.mktemp("dot-test")
-    for name in ("config.yaml", "mnist-small.npz"):
-        shutil.copy(REPO / ".test" / name, work / name)
-    command = ["--configfile", str(work / "config.yaml"), "--replace-workflow-config", "--cores", "2"]
-    snakemake(work, None, *command)
-    return work, command
+@pytest.mark.slow
+def test_the_console_says_the_plan_each_run_and_the_summary_in_a_few_lines(dot_test_run):
+    """Not a terminal here: plain lines. Snakemake's per-job blocks stay in the full log."""
+    work, output = dot_test_run
+    lines = output.splitlines()
+    assert len(lines) <= 40, output  # 6 runs (Snakemake alone prints hundreds)
+    assert re.search(
+        r"^Training 6 run\(s\) \(0 already done\): about .+, estimated from the grid's cost", output, re.M
+    )
+    finished = [line for line in lines if line.startswith("[")]
+    assert [line.split("]")[0] for line in finished] == [f"[{k}/6" for k in range(1, 7)], output
+    assert all(re.search(r": ok, test accuracy [\d.]+%, train phase [\d.]+ s; ", line) for line in finished)
+    assert finished[-1].endswith("all trained") and "left" in finished[0]
+    assert "(repeat 2)" in output and "rule train" not in output and "steps (" not in output
+    summary = output.split("\nDone in ", 1)[1]
+    assert re.match(r"[\d a-z]+: 6 ok \(of 6 runs\)\.\nKey results:\n  - ", summary), summary
+    assert f"Report: {(work / 'results/report.html').resolve()}" in summary and "*" not in summary
+    full_log = re.search(r"^Complete log\(s\): (\S+)$", summary, re.M)[1]  # the detail is kept there
+    assert (
+        Path(full_log).parent == (work / ".snakemake/log").resolve()
+        and Path(full_log).read_text().count("rule train:") == 6
+    )
 
 
 @pytest.mark.slow
-def test_repeats_are_isolated_identical_and_summarised_per_setting(test_config_run):
-    work, _ = test_config_run
+def test_repeats_are_isolated_identical_and_summarised_per_setting(dot_test_run):
+    work, _ = dot_test_run
     runs = pd.read_csv(work / "results/summary/runs.csv")
     settings = pd.read_csv(work / "results/summary/settings.csv")
     assert set(runs["status"]) == {"ok"} and set(runs["repeat"]) == {1, 2}
@@ -99,8 +112,8 @@ def test_repeats_are_isolated_identical_and_summarised_per_setting(test_config_r
 
 
 @pytest.mark.slow
-def test_train_log_ends_with_the_lessons_stopwatch_block_and_keeps_framework_noise_apart(test_config_run):
-    work, _ = test_config_run
+def test_train_log_ends_with_the_lessons_stopwatch_block_and_keeps_framework_noise_apart(dot_test_run):
+    work, _ = dot_test_run
     runs = pd.read_csv(work / "results/summary/runs.csv")
     for run in runs["run"]:
         folder = work / "results/runs" / run
@@ -116,12 +129,12 @@ def test_train_log_ends_with_the_lessons_stopwatch_block_and_keeps_framework_noi
 
 
 @pytest.mark.slow
-def test_snakemakes_own_report_holds_what_a_reader_opens_and_stays_small(test_config_run):
+def test_snakemakes_own_report_holds_what_a_reader_opens_and_stays_small(dot_test_run, tmp_path):
     """The finding: rule download marked resources/mnist.npz for `snakemake --report`, which
     embedded the 55 MB dataset as text (an 80 MB page). Only tables, pages and provenance now."""
-    work, command = test_config_run
-    page = work / "snakemake-report.html"
-    snakemake(work, None, *command, "--report", str(page))
+    work, _ = dot_test_run
+    page = tmp_path / "snakemake-report.html"
+    snakemake(work, None, *DOT_TEST, "--report", str(page))
     text = page.read_text()
     assert "resources/mnist.npz" not in text and "resources/mnist.json" in text
     embedded = re.findall(r"data:([a-z+/-]+);", text)
@@ -131,9 +144,9 @@ def test_snakemakes_own_report_holds_what_a_reader_opens_and_stays_small(test_co
 
 
 @pytest.mark.slow
-def test_raising_repeats_trains_only_the_new_repeats(test_config_run):
-    work, command = test_config_run
+def test_raising_repeats_trains_only_the_new_repeats(dot_test_run, tmp_path):
+    work = copy_results(dot_test_run[0], tmp_path / "dot-test")
     config = work / "config.yaml"
     config.write_text(config.read_text().replace("epochs: 1, repeats: 2}", "epochs: 1, repeats: 3}"))
-    plan = snakemake(work, None, *command, "-n", "--quiet", "rules").stdout
+    plan = snakemake(work, None, *DOT_TEST, "-n", "--quiet", "rules").stdout
     assert re.search(r"^train\s+1$", plan, re.M), plan

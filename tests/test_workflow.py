@@ -216,6 +216,7 @@ HARDWARE = {
 
 
 @pytest.mark.slow
+@pytest.mark.apart_from("test_hardware")  # its one-thread runs are pinned: a CPU must be free
 def test_hardware_dimensions_sweep_threads_precision_and_compiler(tmp_path, formats):
     config = {**HARDWARE, "data": {"mnist": {"local_path": str(formats["npz"])}}}
     result = snakemake(tmp_path, config, "--cores", "2", check=False)
