@@ -7,7 +7,9 @@ rule ceiling:
     output:
         "results/ceiling/{device}_{backend}_{precision}_t{threads}.json",
     log:
-        "results/logs/ceiling/{device}_{backend}_{precision}_t{threads}.log",
+        probe="results/logs/ceiling/{device}_{backend}_{precision}_t{threads}.log",
+        # The frameworks' start-up lines (TensorFlow's C++ log), kept off the console.
+        framework="results/logs/ceiling/{device}_{backend}_{precision}_t{threads}.framework.log",
     wildcard_constraints:
         device="cpu|gpu",
         backend="tensorflow|jax|torch",

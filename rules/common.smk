@@ -360,7 +360,10 @@ def partition_resource():
 
 
 def ceiling_paths():
-    """One ceiling per device, backend, precision and threads that the grid trains."""
+    """One ceiling per device, backend, precision and threads that the grid trains (none with
+    report: ceiling: false)."""
+    if not config["report"]["ceiling"]:
+        return []
     return expand(
         "results/ceiling/{name}.json",
         name=ceiling.ceilings_of(job.run for job in RUNS.values()),

@@ -1,7 +1,7 @@
 from mnistbench import setup_logging
 from mnistbench.ceiling import run_probe
 
-setup_logging(snakemake.log[0])
+setup_logging(snakemake.log.probe, framework_log=snakemake.log.framework)
 run_probe(
     snakemake.wildcards.device,
     snakemake.wildcards.backend,

@@ -44,6 +44,10 @@ def test_failed_run_is_reported_and_the_exit_status_says_so(built):
     assert result.returncode != 0
     assert re.search(rf"2 of 6 runs did not end ok \(.*{FAILING}: failed", output), output[-3000:]
     assert re.search(r"did not end ok \(.*-lr1000\.0_\S+: diverged", output), output[-3000:]
+    # The console's closing summary, on failure too: how the runs ended, key results, the report.
+    done = re.search(r"^Done in [^:]+: 4 ok, (.+) \(of 6 runs\)\.\nKey results:\n  - ", output, re.M)
+    assert done and sorted(done[1].split(", ")) == ["1 diverged", "1 failed"], output[-3000:]
+    assert f"Report: {(work / 'results/report.html').resolve()}" in output
     runs = pd.read_csv(work / "results/summary/runs.csv")
     statuses = dict(zip(runs["run"], runs["status"], strict=True))
     assert statuses[FAILING] == "failed"
@@ -128,7 +132,9 @@ def test_editing_the_notebook_or_plotting_code_reruns_only_the_report(built):
     notebook.write_text(notebook.read_text().replace("# mnistbench report", "# mnistbench report (edited)"))
     assert planned_jobs(work, config) == {"report", "all"}
     snakemake(work, config, "--cores", "1", snakefile=work / "Snakefile")
-    assert "mnistbench report (edited)" in (work / "results/report.html").read_text()
+    page = (work / "results/report.html").read_text()
+    assert "mnistbench report (edited)" in page
+    assert "No ceiling was measured" in page  # this grid sets report: ceiling: false (conftest)
 
     plots = work / "mnistbench/plots/labels.py"
     plots.write_text(plots.read_text() + "\n# edited\n")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -77,6 +78,10 @@ def test_grid_runs_through_the_slurm_profile(cluster, tmp_path, formats):
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert f"1 of 6 runs did not end ok ({FAILING}: failed)" in output
+    # The console's plan and closing summary end a SLURM call as they end a local one.
+    assert "Training 6 run(s) (0 already done): about " in output, output[-3000:]
+    assert re.search(r"^Done in [^:]+: 5 ok, 1 failed \(of 6 runs\)\.$", output, re.M), output[-3000:]
+    assert f"Report: {(checkout / 'results/report.html').resolve()}" in output
 
     runs = pd.read_csv(checkout / "results/summary/runs.csv")
     assert runs.set_index("run")["status"].to_dict() == {

@@ -1,6 +1,7 @@
 """Timings you can trust: repeats, isolation, overlap, the per-setting spread, and the lesson's
 StopWatch format read back by cloudmesh-common's own parser."""
 
+import json
 import re
 from pathlib import Path
 
@@ -71,6 +72,11 @@ def test_the_console_says_the_plan_each_run_and_the_summary_in_a_few_lines(dot_t
     assert all(re.search(r": ok, test accuracy [\d.]+%, train phase [\d.]+ s; ", line) for line in finished)
     assert finished[-1].endswith("all trained") and "left" in finished[0]
     assert "(repeat 2)" in output and "rule train" not in output and "steps (" not in output
+    assert "oneDNN" not in output and "absl" not in output  # frameworks' start-up lines: job logs
+    # The ceiling probe ran (the other tests' grids leave it out) and kept TensorFlow's lines apart.
+    ceiling = json.loads((work / "results/ceiling/cpu_tensorflow_float32_t1.json").read_text())
+    assert ceiling["matmul_flops_per_s"] > 0 and ceiling["copy_bytes_per_s"] > 0, ceiling
+    assert "oneDNN" in (work / "results/logs/ceiling/cpu_tensorflow_float32_t1.framework.log").read_text()
     summary = output.split("\nDone in ", 1)[1]
     assert re.match(r"[\d a-z]+: 6 ok \(of 6 runs\)\.\nKey results:\n  - ", summary), summary
     assert f"Report: {(work / 'results/report.html').resolve()}" in summary and "*" not in summary
