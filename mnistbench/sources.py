@@ -33,6 +33,9 @@ from mnistbench import readers
 from mnistbench.dataset import FULL_SIZES, check_arrays, content_digest
 
 log = logging.getLogger("mnistbench")
+# pooch announces every download it starts; the job's own lines say which source was tried,
+# failed or used (and the console shows them), so its announcement would only double them.
+pooch.get_logger().setLevel(logging.WARNING)
 
 # Give up on an unreachable address within about this many seconds, on any download within
 # DEADLINE_S, and on any file larger than MAX_BYTES (MNIST's largest is 11 MB): a trickling or
