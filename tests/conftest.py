@@ -257,8 +257,8 @@ def pytest_collection_modifyitems(items):
     hands out whole files, --dist loadfile, so that each file's module fixtures are built
     once), so that the short ones fill the workers' last minutes. Once SLURM's client is
     installed and its controller stopped, every snakemake start waits about 10 s (the SLURM
-    executor plugin runs `scontrol show config` when it is imported): the controller, once
-    started, runs until the session ends (pytest_sessionfinish)."""
+    executor plugin runs `scontrol show config` when it is imported): where it is installed,
+    the controller runs from the session's start to its end (pytest_sessionstart)."""
     weight = {}  # a test alone holds up both workers: those files start first
     for item in items:
         cost = (item.get_closest_marker("slow") is not None) + 10 * (
@@ -266,6 +266,22 @@ def pytest_collection_modifyitems(items):
         )
         weight[item.path] = weight.get(item.path, 0) + cost
     items.sort(key=lambda item: -weight[item.path])  # the same order on every worker
+
+
+def pytest_sessionstart(session):
+    """Where the local SLURM is installed (a machine that ran the suite before) but stopped, the
+    main pytest process starts it for the session: otherwise every snakemake start waits about
+    9 s until the SLURM test starts it (the SLURM executor plugin, loaded by every snakemake,
+    asks `scontrol show config` when it is imported, and that waits for a controller). Nothing
+    is installed here; pytest_sessionfinish stops it again."""
+    if hasattr(session.config, "workerinput") or os.geteuid() != 0:
+        return
+    if not (shutil.which("scontrol") and shutil.which("slurmctld")):
+        return
+    (session.config._tmp_path_factory.getbasetemp() / SLURM_STARTED).touch()
+    subprocess.run(
+        ["bash", str(REPO / "cluster/local-slurm.sh"), "start"], capture_output=True, timeout=300, check=False
+    )
 
 
 def pytest_sessionfinish(session):
