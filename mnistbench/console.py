@@ -8,7 +8,6 @@ Snakemake's per-job blocks, which stay in the full log in .snakemake/log/.
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
@@ -95,14 +94,6 @@ def setting_labels(jobs: dict[str, Measurement]) -> dict[str, str]:
     }
 
 
-def read_metrics(path: Path) -> dict | None:
-    """A run's metrics.json, or None where the job left none (it failed before writing it)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 class Progress:
     """Counts the finished training runs of a plan, and says each one in a line."""
 
@@ -142,13 +133,12 @@ def outcome(metrics: dict | None) -> str:
     return ", ".join(parts)
 
 
-def statuses(names, runs_dir) -> dict[str, str]:
-    """How each run ended, from its metrics.json (NOT_RUN where there is none)."""
-    found = {}
-    for name in names:
-        metrics = read_metrics(Path(runs_dir) / name / "metrics.json")
-        found[name] = str(metrics.get("status")) if isinstance(metrics, dict) else NOT_RUN
-    return found
+def statuses(metrics_by_run: dict[str, dict | None]) -> dict[str, str]:
+    """How each run ended, from its metrics.json (summary.runs_metrics; NOT_RUN where there is none)."""
+    return {
+        name: NOT_RUN if metrics is None else str(metrics.get("status"))
+        for name, metrics in metrics_by_run.items()
+    }
 
 
 def closing_lines(

@@ -298,23 +298,33 @@ def _finite_or_none(table: pd.DataFrame) -> pd.DataFrame:
 RETRIED = ("failed", "crashed")
 
 
-def runs_not_ok(names, runs_dir, belongs) -> dict[str, str]:
-    """{run: status} for the runs among `names` whose metrics.json says they did not end ok,
+def read_metrics(path) -> dict | None:
+    """A run's metrics.json, or None where the job left none (or left something unreadable)."""
+    try:
+        metrics = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return metrics if isinstance(metrics, dict) else None
+
+
+def runs_metrics(names, runs_dir) -> dict[str, dict | None]:
+    """{run: its metrics.json (read_metrics)} for the runs among `names`."""
+    return {name: read_metrics(Path(runs_dir, name, "metrics.json")) for name in names}
+
+
+def runs_not_ok(metrics_by_run: dict[str, dict | None], belongs) -> dict[str, str]:
+    """{run: status} for the runs whose metrics.json (runs_metrics) says they did not end ok,
     and whose call (the token of the snakemake call that trained them) `belongs`."""
-    found = {}
-    for name in names:
-        try:
-            metrics = json.loads(Path(runs_dir, name, "metrics.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(metrics, dict) and metrics.get("status") != "ok" and belongs(metrics.get("call")):
-            found[name] = str(metrics.get("status"))
-    return found
+    return {
+        name: str(metrics.get("status"))
+        for name, metrics in metrics_by_run.items()
+        if metrics is not None and metrics.get("status") != "ok" and belongs(metrics.get("call"))
+    }
 
 
-def forget_unfinished(names, runs_dir, runs_csv, belongs) -> dict[str, str]:
+def forget_unfinished(metrics_by_run, runs_dir, runs_csv, belongs) -> dict[str, str]:
     """Forget (see forget_runs) the failed and crashed runs among runs_not_ok(...); return them all."""
-    not_ok = runs_not_ok(names, runs_dir, belongs)
+    not_ok = runs_not_ok(metrics_by_run, belongs)
     forget_runs([name for name, status in not_ok.items() if status in RETRIED], runs_dir, runs_csv)
     return not_ok
 

@@ -52,7 +52,10 @@ if PLANNING and not grid.only_looking(sys.argv[1:]):
     # Runs that did not end ok in a call that is over train again (normally that call's end
     # forgets them; a call killed hard cannot).
     summary.forget_unfinished(
-        sorted(RUNS), "results/runs", "results/summary/runs.csv", locks.call_is_over
+        summary.runs_metrics(sorted(RUNS), "results/runs"),
+        "results/runs",
+        "results/summary/runs.csv",
+        locks.call_is_over,
     )
 
 
@@ -205,10 +208,10 @@ def end_call(succeeded):
     next call trains them again, and fail naming every run it trained that did not end ok,
     whatever targets the call was given."""
     locks.forget_holder(os.getcwd(), CALL)  # its jobs are over; Snakemake unlocks next
-    # How the runs ended, read before the runs that did not end ok are forgotten.
-    ended = console.statuses(sorted(RUNS), "results/runs")
+    # How the runs ended, read once, before the runs that did not end ok are forgotten.
+    metrics = summary.runs_metrics(sorted(RUNS), "results/runs")
     not_ok = summary.forget_unfinished(
-        sorted(RUNS), "results/runs", "results/summary/runs.csv", is_this_call
+        metrics, "results/runs", "results/summary/runs.csv", is_this_call
     )
     if not_ok:
         named = "; ".join(f"{run}: {status}" for run, status in not_ok.items())
@@ -219,7 +222,7 @@ def end_call(succeeded):
             "crashed ones."
         )
         logger.error(message)
-    say_summary(ended)
+    say_summary(console.statuses(metrics))
     if not_ok and succeeded:
         raise WorkflowError(message)
 

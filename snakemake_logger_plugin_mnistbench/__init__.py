@@ -87,7 +87,7 @@ class LogHandler(LogHandlerBase):
         return False
 
     def emit(self, record: logging.LogRecord) -> None:
-        from mnistbench import console
+        from mnistbench import console, summary
 
         event = getattr(record, "event", None)
         planned = getattr(record, "mnistbench_plan", None)
@@ -103,7 +103,7 @@ class LogHandler(LogHandlerBase):
         failed = event == LogEvent.JOB_ERROR and record.jobid in self.training_jobs
         if self.progress is not None and (finished or failed):
             run = self.training_jobs[record.job_id if finished else record.jobid]
-            metrics = console.read_metrics(Path("results/runs") / run / "metrics.json") if finished else None
+            metrics = summary.read_metrics(Path("results/runs") / run / "metrics.json") if finished else None
             self.write(self.progress.line(run, metrics, now=record.created))
 
     @staticmethod
