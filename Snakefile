@@ -1,6 +1,7 @@
 import os
 import sys
 
+from snakemake.logging import logger
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -14,6 +15,19 @@ os.environ.update(
         [workflow.basedir, *filter(None, [os.getenv("PYTHONPATH")])]
     )
 )
+
+# The console a person reads, however Snakemake was installed: Snakemake's plugin discovery
+# misses an editable install and a Snakemake installed apart (the plugin's docstring says more).
+try:
+    from snakemake_logger_plugin_mnistbench import attach_console
+
+    attach_console(workflow)
+# A Snakemake without the plugin interface this console is made for: its own console, said once.
+except Exception as error:
+    logger.warning(
+        f"mnistbench: its console could not be loaded ({type(error).__name__}: {error}); "
+        "Snakemake's own console follows"
+    )
 
 
 # A config file given on the command line replaces config.yaml instead of being merged into

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mnistbench import flops as flops_counts
+
 REPO = Path(__file__).resolve().parents[1]
 PREPARED = REPO / "resources/prepared/mnist_scale.npz"
 PYTHON = sys.executable
@@ -240,8 +242,7 @@ def compute_floor(lesson_train, threads):
     rate = float(
         subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     )
-    forward = 2 * (784 * 64 + 64 * 10)
-    flops = 3 * forward * 60000  # forward plus backward (about twice the forward)
+    flops = flops_counts.train_flops("mlp", 64) * 60000  # mnistbench/flops.py's convention
     floor = flops / rate
     report(
         "compute floor, lesson epoch (FLOPs / matmul FLOP/s)",

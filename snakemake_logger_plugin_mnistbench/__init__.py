@@ -4,12 +4,18 @@ closing summary), warnings and errors, and leaves out Snakemake's per-job blocks
 step counts and the lines that open and close every call. The full log stays in
 .snakemake/log/ (Snakemake's own file handler).
 
-`--logger-mnistbench-detail` prints everything Snakemake prints, as without the plugin. Dry runs
-always do. Snakemake finds the plugin by its module name (run.sh installs the checkout so that
-this folder is on the path); the formatting lives in mnistbench/console.py.
+Snakemake finds logger plugins only among the modules installed beside it, which an editable
+install (pip's default mode) or a Snakemake installed apart (pipx, conda, a cluster module)
+does not show it. So the Snakefile puts this console in place itself (attach_console), however
+Snakemake was installed; `--logger mnistbench` also works where the plugin is installed.
+
+`MNISTBENCH_CONSOLE=detail` (or `--logger mnistbench --logger-mnistbench-detail`) prints
+everything Snakemake prints, as without the plugin. Dry runs always do. The formatting lives in
+mnistbench/console.py.
 """
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,3 +129,27 @@ def without_inputs(record: logging.LogRecord) -> logging.LogRecord:
     shortened = logging.makeLogRecord(record.__dict__)
     shortened.input = []
     return shortened
+
+
+# The environment variable that asks for Snakemake's per-job detail on the console.
+DETAIL_VARIABLE = "MNISTBENCH_CONSOLE"
+
+
+def attach_console(workflow) -> bool:
+    """Put this console in place of Snakemake's own stream handler for the call that parses the
+    Snakefile, unless it is a job's process (which prints only errors) or a console plugin was
+    chosen on the command line (--logger). True when it was put in place."""
+    manager = workflow.logger_manager
+    settings = manager.settings
+    if settings.skip_plugin_handlers or any(h.writes_to_stream for h in manager.plugin_handlers):
+        return False
+    handler = LogHandler(settings, LogHandlerSettings(detail=os.environ.get(DETAIL_VARIABLE) == "detail"))
+    # As Snakemake's LoggerManager sets up a plugin chosen with --logger (_init_plugin_handler,
+    # which looks the plugin up among installed ones and so cannot be used here).
+    handler.addFilter(manager._default_filter())
+    handler.setFormatter(manager._default_formatter())
+    defaults = [h for h in manager.logger.handlers if h.name == "DefaultStreamHandler"]
+    manager.logger.addHandler(handler)
+    for default in defaults:
+        manager.logger.removeHandler(default)
+    return True

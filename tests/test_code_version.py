@@ -78,6 +78,10 @@ def test_a_second_copy_run_with_this_checkouts_environment_runs_and_records_its_
     # The second copy runs with this checkout's virtualenv, whose editable install points here,
     # and with a first checkout's package ahead of it on PYTHONPATH that no process may import.
     second = copy_workflow(tmp_path / "second")
+    # A copy that differs from this checkout, so that their versions differ also where this
+    # checkout is no git checkout (a release tarball, a copied folder) and both are digests.
+    with open(second / "mnistbench/grid.py", "a") as file:
+        file.write("\n# the second copy\n")
     first = tmp_path / "first" / "mnistbench"
     first.mkdir(parents=True)
     (first / "__init__.py").write_text("raise ImportError('imported the first checkout\\'s mnistbench')\n")

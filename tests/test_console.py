@@ -89,18 +89,25 @@ def test_the_closing_lines_count_the_runs_and_name_the_report(tmp_path):
     assert lines == ["Done in 2 min 5 s: 2 ok, 1 crashed (of 3 runs).", f"Report: {report}"]
 
 
-def test_the_detail_flag_brings_snakemakes_job_blocks_back_to_the_console(tmp_path, formats):
-    """By default a job's block is only in the full log; `--logger-mnistbench-detail` prints it."""
+def test_the_detail_setting_brings_snakemakes_job_blocks_back_to_the_console(tmp_path, formats):
+    """By default a job's block is only in the full log; MNISTBENCH_CONSOLE=detail prints it, and
+    so does the plugin's own flag where the plugin is installed (run.sh installs it)."""
     config = {"experiments": {"one": [{}]}, "data": {"mnist": {"local_path": str(formats["npz"])}}}
+    asks = {
+        "brief": ((), {}),
+        "variable": ((), {"MNISTBENCH_CONSOLE": "detail"}),
+        "flag": (("--logger", "mnistbench", "--logger-mnistbench-detail"), {}),
+    }
     outputs = {}
-    for flags in ((), ("--logger-mnistbench-detail",)):
-        work = tmp_path / ("detail" if flags else "brief")
+    for name, (flags, env) in asks.items():
+        work = tmp_path / name
         work.mkdir()
-        result = snakemake(work, config, "--cores", "1", "resources/mnist.npz", *flags)
-        outputs[flags] = result.stdout + result.stderr
+        result = snakemake(work, config, "--cores", "1", "resources/mnist.npz", *flags, env=env)
+        outputs[name] = result.stdout + result.stderr
         (full_log,) = (work / ".snakemake/log").glob("*.snakemake.log")
         assert "localrule download:" in full_log.read_text()
-    assert "localrule download:" not in outputs[()] and "steps (100%) done" not in outputs[()]
-    assert "Complete log(s): " in outputs[()]
-    detail = outputs[("--logger-mnistbench-detail",)]
-    assert "localrule download:" in detail and "steps (100%) done" in detail
+    assert "localrule download:" not in outputs["brief"] and "steps (100%) done" not in outputs["brief"]
+    assert "Complete log(s): " in outputs["brief"]
+    for name in ("variable", "flag"):
+        assert "localrule download:" in outputs[name] and "steps (100%) done" in outputs[name], name
+        assert "could not be loaded" not in outputs[name]
