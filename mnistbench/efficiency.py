@@ -34,9 +34,9 @@ def run_columns(metrics: dict, steady_epoch_s: float | None) -> dict:
     params = metrics.get("params", {})
     try:
         forward = flops.forward_flops(params.get("model"), params.get("hidden_units"))
+        train = flops.train_flops(params.get("model"), params.get("hidden_units"))
     except ValueError:  # a model this version does not know: no count rather than a wrong one
-        forward = None
-    train = None if forward is None else forward * (1 + flops.BACKWARD_OVER_FORWARD)
+        forward = train = None
     per_epoch = train * metrics["n_train"] if train is not None and metrics.get("n_train") else None
     achieved = per_epoch / steady_epoch_s if per_epoch and steady_epoch_s else None
     row = {

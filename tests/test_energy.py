@@ -2,6 +2,7 @@
 counters, their wrap-around, and the reasons given where they cannot be read."""
 
 import os
+import time
 
 import pytest
 
@@ -40,7 +41,24 @@ def test_sums_the_packages_and_leaves_out_subdomains_and_psys(tmp_path):
     summary = meter.summary()
     assert summary["cpu_energy_j"] == pytest.approx(3.5)
     assert summary["cpu_energy_domains"] == "package-0 package-1"
-    assert summary["cpu_energy_unavailable"] is None and summary["cpu_energy_seconds"] >= 0
+    assert summary["cpu_energy_unavailable"] is None
+
+
+def test_the_seconds_are_the_blocks_and_a_still_counter_is_zero_joules(tmp_path):
+    """The seconds that the joules were counted over (what energy to a target is scaled by) lie
+    between a span timed inside the block and one timed around it, on the same clock: whatever
+    the machine's speed. A counter that did not move is 0 J measured, not "unavailable"."""
+    domain(tmp_path, "package-0", 0, 7_000_000)
+    around_start = time.perf_counter()
+    with energy.RaplMeter(tmp_path, interval_s=3600) as meter:
+        inside_start = time.perf_counter()
+        time.sleep(0.05)  # a span long enough that a unit error (ms for s) is out of the bounds
+        inside = time.perf_counter() - inside_start
+    around = time.perf_counter() - around_start
+    assert inside <= meter.seconds <= around
+    summary = meter.summary()
+    assert summary["cpu_energy_seconds"] == round(meter.seconds, 3)
+    assert summary["cpu_energy_j"] == 0 and summary["cpu_energy_unavailable"] is None
 
 
 def test_a_counter_that_wraps_between_readings_counts_across_the_wrap(tmp_path):
