@@ -22,13 +22,15 @@ from mnistbench.files import atomic_write, write_csv
 from mnistbench.grid import SETTINGS
 from mnistbench.plots.labels import setting_label, setting_texts
 from mnistbench.plots.machines import machines_frame, machines_html
-from mnistbench.ratios import ratio_interval, verdict
+from mnistbench.ratios import TOO_FEW, VERDICTS, ratio_interval, verdict
 from mnistbench.result_sets import (
     ResultSetError,
     Where,
+    default_values,
     read_set,
     set_files,
     spreadsheet_safe,
+    table_key,
 )
 
 log = logging.getLogger("mnistbench")
@@ -46,14 +48,26 @@ def baseline_files(path) -> dict[str, Path]:
     return set_files(path, BASELINE)
 
 
-def read_baseline(path) -> dict[str, pd.DataFrame]:
-    """The baseline's runs and machine tables (machine empty when absent), checked whole."""
+def read_baseline(path) -> dict:
+    """The baseline's runs and machine tables (machine empty when absent), checked whole, and the
+    settings it lacked, read as their defaults (result_sets.read_set)."""
     return read_set(path, BASELINE, NEEDED)
 
 
-def check_baseline(path) -> dict[str, Path]:
+# This workflow's own runs table, the set compared with the baseline.
+OURS = Path("results/summary/runs.csv")
+
+
+def check_not_ours(path, ours=OURS) -> None:
+    """A baseline that is this set itself (another name, a link, its summary/) compares nothing."""
+    if table_key(baseline_files(path)["runs"]) == table_key(ours):
+        raise BASELINE.refusal(path, f"is this result set itself ({ours}); a baseline must be another set")
+
+
+def check_baseline(path, ours=OURS) -> dict[str, Path]:
     """The baseline's tables, once all of them are read and known to be comparable (BaselineError
     otherwise): this runs before any job, so that a bad baseline never costs a training."""
+    check_not_ours(path, ours)
     read_baseline(path)
     return baseline_files(path)
 
@@ -66,7 +80,8 @@ def _settings(runs: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
     return {key: group for key, group in finished.groupby(list(SETTINGS), sort=False)}
 
 
-COMPARED = ("faster", "slower", "same")
+# The verdicts of a setting in both sets.
+COMPARED = VERDICTS
 ONLY = ("only in this set", "only in the baseline")
 
 
@@ -139,7 +154,7 @@ def _ratio_plot(table: pd.DataFrame, grid: pd.DataFrame) -> str:
     ratio = data["time_train_ratio"].to_numpy()
     low = np.where(data["time_train_ratio_low"].isna(), ratio, data["time_train_ratio_low"])
     high = np.where(data["time_train_ratio_high"].isna(), ratio, data["time_train_ratio_high"])
-    colors = data["verdict"].map({"faster": "tab:green", "slower": "tab:red", "same": "0.4"})
+    colors = data["verdict"].map({"faster": "tab:green", "slower": "tab:red", "same": "0.4", TOO_FEW: "0.75"})
     axes.errorbar(
         ratio, range(len(data)), xerr=[ratio - low, high - ratio], fmt="none", ecolor="0.5", capsize=3
     )
@@ -184,8 +199,26 @@ def _nothing_to_compare(table: pd.DataFrame, runs: pd.DataFrame, baseline: pd.Da
     )
 
 
+def _defaulted_note(defaulted) -> str:
+    if not defaulted:
+        return ""
+    return (
+        "<p>The baseline was made by an older version of the workflow: it has no column "
+        f"{html.escape(', '.join(defaulted))}, read as the defaults its runs used "
+        f"({html.escape(default_values(defaulted))}).</p>"
+    )
+
+
 def write_html(
-    path, table: pd.DataFrame, runs, baseline, machine, baseline_machine, baseline_path, threshold
+    path,
+    table: pd.DataFrame,
+    runs,
+    baseline,
+    machine,
+    baseline_machine,
+    baseline_path,
+    threshold,
+    defaulted=(),
 ) -> None:
     counts = table["verdict"].value_counts().to_dict()
     versions = (
@@ -231,9 +264,11 @@ tr.differs {{background: #fff3b0}}
 <p>This result set against the baseline <code>{html.escape(str(baseline_path))}</code>, setting by setting
 (matched by their run settings). Ratios are this set over the baseline: below 1 is faster. A setting is
 <b>faster</b> or <b>slower</b> only when the {"bootstrap"} interval of the train phase's ratio of medians
-excludes 1 and the ratio passes {threshold:g} (or 1/{threshold:g}); otherwise <b>same</b>.
+excludes 1 and the ratio passes {threshold:g} (or 1/{threshold:g}); otherwise <b>same</b>; <b>{TOO_FEW}</b>
+where a side has fewer than 2 (no interval: read n).
 Verdicts: {html.escape(", ".join(f"{v}: {n}" for v, n in counts.items()) or "none")}.</p>
 {_nothing_to_compare(table, runs, baseline)}
+{_defaulted_note(defaulted)}
 <h2>Machines and software</h2>
 <p>Highlighted rows differ.</p>
 {_machines(machine, baseline_machine)}
@@ -249,12 +284,29 @@ Verdicts: {html.escape(", ".join(f"{v}: {n}" for v, n in counts.items()) or "non
 
 
 def run(inputs: dict, outputs: dict, baseline_path, threshold: float, confidence: float) -> pd.DataFrame:
+    check_not_ours(baseline_path, inputs["runs"])
     baseline = read_baseline(baseline_path)
+    if baseline["defaulted"]:  # said once here, and once on the page
+        log.warning(
+            "compare: the baseline %s was made by an older version of the workflow (no column %s): "
+            "read as the defaults its runs used (%s)",
+            baseline_path,
+            ", ".join(baseline["defaulted"]),
+            default_values(baseline["defaulted"]),
+        )
     runs, machine = pd.read_csv(inputs["runs"]), pd.read_csv(inputs["machine"])
     table = compare(runs, baseline["runs"], threshold, confidence)
     write_csv(outputs["table"], table.map(spreadsheet_safe))
     write_html(
-        outputs["html"], table, runs, baseline["runs"], machine, baseline["machine"], baseline_path, threshold
+        outputs["html"],
+        table,
+        runs,
+        baseline["runs"],
+        machine,
+        baseline["machine"],
+        baseline_path,
+        threshold,
+        baseline["defaulted"],
     )
     log.info("compared with %s: %s", baseline_path, table["verdict"].value_counts().to_dict())
     return table

@@ -23,7 +23,15 @@ from mnistbench.plots.dimensions import setting_points
 from mnistbench.plots.labels import setting_label, setting_texts, value_text
 from mnistbench.plots.time_to_accuracy import targets_in
 from mnistbench.ratios import ratio_intervals, verdict
-from mnistbench.result_sets import ResultSetError, Where, read_set, spreadsheet_safe_table
+from mnistbench.result_sets import (
+    ResultSetError,
+    Where,
+    default_values,
+    read_set,
+    set_files,
+    spreadsheet_safe_table,
+    table_key,
+)
 
 log = logging.getLogger("mnistbench")
 
@@ -62,8 +70,19 @@ def is_this_set(path) -> bool:
     return Path(path).resolve() in (Path("results").resolve(), Path("results/summary").resolve())
 
 
+def named_sets(sets: dict) -> dict[str, str]:
+    """The sets under their names as text: YAML reads `2024:` as a number, and a name is a label."""
+    named: dict[str, str] = {}
+    for name, path in sets.items():
+        if str(name) in named:
+            raise ResultSetError(f"{KEY} names the set {str(name)!r} twice (once as a number)")
+        named[str(name)] = path
+    return named
+
+
 def check_config(merge: dict) -> None:
-    sets, reference = merge["sets"], merge["reference"]
+    sets = named_sets(merge["sets"])
+    reference = None if merge["reference"] is None else str(merge["reference"])
     if len(sets) == 1:
         raise ResultSetError(f"{KEY} names one result set ({next(iter(sets))}); a merge needs two or more")
     if reference is not None and reference not in sets:
@@ -72,16 +91,37 @@ def check_config(merge: dict) -> None:
         )
 
 
+def runs_table_of(name: str, path) -> Path:
+    """The set's runs table: this workflow's own is the one this call builds."""
+    return Path("results/summary/runs.csv") if is_this_set(path) else set_files(path, where(name))["runs"]
+
+
+def check_distinct(sets: dict[str, str]) -> None:
+    """Each set named once: the same folder under two names, through a link or as a folder and its
+    summary/ would be compared with itself."""
+    seen: dict[tuple, str] = {}
+    for name, path in sets.items():
+        key = table_key(runs_table_of(name, path))
+        if key in seen:
+            first = seen[key]
+            raise where(name).refusal(
+                path, f"is the same result set as merge.sets.{first} ({sets[first]}); name each set once"
+            )
+        seen[key] = name
+
+
 def check_sets(merge: dict) -> None:
-    """Before any job: the config, and every set but this one read whole (ResultSetError names
-    the first bad one), so that a bad set never costs a training."""
+    """Before any job: the config, each set named once, and every set but this one read whole
+    (ResultSetError names the first bad one), so that a bad set never costs a training."""
     check_config(merge)
-    for name, path in merge["sets"].items():
+    sets = named_sets(merge["sets"])
+    check_distinct(sets)
+    for name, path in sets.items():
         if not is_this_set(path):
             read_set(path, where(name), REQUIRED)
 
 
-def read_sets(sets: dict[str, str]) -> dict[str, dict[str, pd.DataFrame]]:
+def read_sets(sets: dict[str, str]) -> dict[str, dict]:
     return {name: read_set(path, where(name), REQUIRED) for name, path in sets.items()}
 
 
@@ -133,6 +173,7 @@ def merged_runs(sets: dict[str, dict], missing: dict[str, list[str]]) -> tuple[p
                 "runs_ok": int((runs["status"] == "ok").sum()),
                 "code_version": " / ".join(_distinct(runs, "code_version")) or None,
                 "missing_columns": ", ".join(missing[name]) or None,
+                "defaulted_columns": default_values(read["defaulted"]) or None,
                 **facts,
             }
         )
@@ -214,25 +255,35 @@ def settings_columns(points: pd.DataFrame, facts: list[str]) -> list[str]:
 def merge(sets: dict[str, str], reference: str | None, threshold: float, confidence: float) -> dict:
     """The merged tables: runs, settings (per setting and machine) and machines."""
     check_config({"sets": sets, "reference": reference})
+    sets = named_sets(sets)
+    check_distinct(sets)
     read = read_sets(sets)
     missing = missing_columns(read)
     for name, columns in missing.items():
-        if columns:  # once per set, here and in the report's key results
-            log.warning(
-                "merge: %s was made by an older version of the workflow (no column %s): read as empty",
-                name,
-                ", ".join(columns),
-            )
+        _say_older(name, read[name]["defaulted"], columns)
     runs, machines = merged_runs(read, missing)
     order = list(sets)
-    reference = reference or order[0]
+    reference = order[0] if reference is None else str(reference)
     machines["reference"] = machines["machine"] == reference
     points = setting_rows(runs, order, reference, threshold, confidence)
     facts = [c for c in machines if c in FACTS or str(c).startswith("version_")]
     settings = points.merge(machines[["machine", *facts]], on="machine", how="left")
-    columns = settings_columns(points, facts) if len(points) else ["machine", "setting", *SETTINGS, *facts]
-    settings = settings.reindex(columns=columns)
+    # Every column also with no finished run anywhere: the page reads vs and verdict.
+    settings = settings.reindex(columns=settings_columns(points, facts))
     return {"runs": runs, "settings": settings, "machines": machines}
+
+
+def _say_older(name: str, defaulted: list[str], missing: list[str]) -> None:
+    """Once per set made by an older version, here and in the report's key results: which columns
+    it lacked, and how they were read."""
+    said = []
+    if defaulted:
+        used = default_values(defaulted)
+        said.append(f"no column {', '.join(defaulted)}: read as the defaults its runs used ({used})")
+    if missing:
+        said.append(f"no column {', '.join(missing)}: read as empty")
+    if said:
+        log.warning("merge: %s was made by an older version of the workflow (%s)", name, "; ".join(said))
 
 
 def run(sets: dict[str, str], reference, threshold: float, confidence: float, outputs: dict) -> dict:

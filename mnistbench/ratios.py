@@ -52,10 +52,17 @@ def ratio_interval(new, base, confidence: float, seed: int = 0) -> tuple[float, 
     return float(low), float(high)
 
 
+# The verdict where there is no interval: fewer than 2 repeats on a side tell nothing of the
+# spread, so neither a difference nor its absence can be told.
+TOO_FEW = "too few repeats"
+VERDICTS = ("faster", "same", "slower", TOO_FEW)
+
+
 def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
-    """faster / slower only when the interval excludes 1 and the change passes the threshold."""
-    if np.isnan(low):
-        return "same"  # too few repeats to tell: see the n columns
+    """faster / slower only when the interval excludes 1 and the change passes the threshold; same
+    otherwise; TOO_FEW where there is no interval (fewer than 2 repeats on a side)."""
+    if np.isnan(low) or np.isnan(high):
+        return TOO_FEW
     if high < 1 and ratio <= 1 / threshold:
         return "faster"
     if low > 1 and ratio >= threshold:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mnistbench.grid import ADDED_SETTINGS, Run
+
 # A runs table takes a few hundred bytes a run, so 64 MiB is far beyond any grid, while a wrong or
 # hostile file is refused from its size alone, before any of it is read.
 MAX_TABLE_BYTES = 64 * 2**20
@@ -64,6 +66,18 @@ def set_files(path, where: Where) -> dict[str, Path]:
         if os.path.lexists(folder / "runs.csv"):  # a link too: read_table refuses it by name
             return {"runs": folder / "runs.csv", "machine": folder / "machine.csv"}
     raise where.refusal(path, "holds no runs (no summary/runs.csv or runs.csv)")
+
+
+def table_key(runs_table) -> tuple:
+    """What identifies a set whatever it is called, from its runs table (set_files' "runs"): the
+    table's device and inode, so that the same set under two names, through a link, or as a
+    folder and its summary/ is one; its real path where it does not exist yet (this workflow's
+    own results, built later)."""
+    try:
+        info = os.stat(runs_table)
+        return ("inode", info.st_dev, info.st_ino)
+    except OSError:
+        return ("path", os.path.realpath(runs_table))
 
 
 def _open_below(root: Path, path: Path, where: Where) -> int | None:
@@ -151,13 +165,41 @@ def read_table(root, path, where: Where) -> pd.DataFrame | None:
     return _check_values(path, _parse(path, _read_capped(path, descriptor, where), where), where)
 
 
-def read_set(path, where: Where, needed) -> dict[str, pd.DataFrame]:
-    """The set's runs and machine tables (machine empty when absent), checked whole; the runs
-    table must have the columns `needed`."""
+def with_default_settings(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """RUNS with the settings added after results existed (hardware, target) that it lacks filled
+    with their defaults, which those runs used (grid.Run holds them, checked against the schema);
+    and the columns filled. Read as empty instead, each of its settings would match no other set's."""
+    defaults = Run().settings()
+    absent = [name for name in ADDED_SETTINGS if name not in runs.columns]
+    return runs.assign(**{name: defaults[name] for name in absent}), absent
+
+
+def default_values(columns) -> str:
+    """ "threads 1, device cpu": the defaults with_default_settings gave these columns."""
+    defaults = Run().settings()
+    return ", ".join(f"{name} {'none' if defaults[name] is None else defaults[name]}" for name in columns)
+
+
+def _refuse_merged(path, runs: pd.DataFrame, where: Where) -> None:
+    """A merge's own runs table (its rows carry their machine) pools several machines' runs."""
+    if "machine" in runs.columns:
+        names = list(dict.fromkeys(str(name) for name in runs["machine"].dropna()))
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise where.refusal(
+            path, f"is a merged result set of {len(names)} machines ({shown}); name its sets instead"
+        )
+
+
+def read_set(path, where: Where, needed) -> dict:
+    """The set's runs and machine tables (machine empty when absent), checked whole, and the
+    settings it lacked that were filled with their defaults ("defaulted"); the runs table must
+    have the columns `needed`. A merged set is refused: its machines are to be named one by one."""
     files = set_files(path, where)
     runs = read_table(path, files["runs"], where)
     if runs is None:  # gone since set_files looked
         raise where.refusal(files["runs"], "does not exist")
+    _refuse_merged(path, runs, where)
+    runs, defaulted = with_default_settings(runs)
     missing = [column for column in needed if column not in runs.columns]
     if missing:
         raise where.refusal(
@@ -166,7 +208,7 @@ def read_set(path, where: Where, needed) -> dict[str, pd.DataFrame]:
     if runs.empty:
         raise where.refusal(files["runs"], "holds no runs")
     machine = read_table(path, files["machine"], where)
-    return {"runs": runs, "machine": pd.DataFrame() if machine is None else machine}
+    return {"runs": runs, "machine": pd.DataFrame() if machine is None else machine, "defaulted": defaulted}
 
 
 # OWASP's advice against CSV injection: a spreadsheet runs a cell that starts with one of these

@@ -243,6 +243,14 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
     counted = counted.astype({key: object for key in keys}).fillna({key: "-" for key in keys})
     table = table.join(target_statistics(counted, keys))
     table["test_accuracy_median"] = groups["test_accuracy"].median()
+    # How compilation was measured (train.compile_ahead), for the key results: apart from the
+    # train phase, or inside its first epoch, with that epoch's excess over the steady epoch.
+    if "compile_measured" in keyed:
+        table["compile_measured"] = groups["compile_measured"].first()
+        seconds = pd.to_numeric(keyed["compile_in_first_epoch_s"], errors="coerce")
+        table["compile_in_first_epoch_s_median"] = seconds.groupby(
+            [keyed[k] for k in keys], sort=False
+        ).median()
     # Same seed, same numbers: repeats must agree exactly; where they do not, say so.
     table["identical_results"] = (groups["test_accuracy"].nunique() == 1) & (
         groups["test_loss"].nunique() == 1
@@ -253,9 +261,16 @@ def settings_table(runs: pd.DataFrame) -> pd.DataFrame:
     columns = [*keys, "n", "runs", "experiments"]
     columns += [f"{column}_{name}" for column in TIMED_COLUMNS for name in STATISTICS]
     columns += list(target_statistics(keyed.iloc[:0], keys).columns)
-    columns += ["test_accuracy_median", "identical_results", "noisy", "overlapped"]
+    columns += [
+        "test_accuracy_median",
+        "compile_measured",
+        "compile_in_first_epoch_s_median",
+        "identical_results",
+        "noisy",
+        "overlapped",
+    ]
     table = table.reset_index() if len(table) else pd.DataFrame(columns=columns)
-    return table[columns].astype({key: object for key in keys}).replace({"-": None})
+    return table.reindex(columns=columns).astype({key: object for key in keys}).replace({"-": None})
 
 
 # The repeats that count in the time to a target: those that finished, and those that diverged

@@ -14,6 +14,7 @@ from test_compare import TIMES, runs_table, write_baseline
 from test_report_scale import MOST_FIGURE_PX, MOST_FIGURES, MOST_MB, figure_heights
 
 from mnistbench import merge, ratios, report
+from mnistbench.plots import machines as by_machine
 from mnistbench.result_sets import ResultSetError
 
 FACTS = {
@@ -62,17 +63,28 @@ def test_the_configured_reference_is_the_one_ratios_are_to(tmp_path):
     assert workstation["time_train_ratio"].to_numpy() == pytest.approx(3.0)
 
 
-def test_an_older_set_is_read_with_its_gaps_empty_and_said_once(tmp_path, caplog):
-    old = runs_table(TIMES, factor=2.0).drop(columns=["threads", "precision", "time_epoch_steady"])
+def test_an_older_set_is_read_with_its_settings_at_their_defaults_and_its_gaps_empty_said_once(
+    tmp_path, caplog
+):
+    """The finding: a set without the hardware settings had every setting `only on this machine`,
+    labelled `b4 t- - - jit--`. Its runs used the defaults (1 thread, cpu, float32, jit auto)."""
+    hardware = ["threads", "device", "precision", "jit_compile", "partition", "target_accuracy"]
+    old = runs_table(TIMES, factor=2.0).drop(columns=[*hardware, "time_epoch_steady"])
     with caplog.at_level(logging.WARNING, logger="mnistbench"):
         tables = merge.merge(three_sets(tmp_path, laptop_runs=old), None, 1.1, 0.95)
     said = [r.getMessage() for r in caplog.records if "older version" in r.getMessage()]
-    assert len(said) == 1 and "laptop" in said[0] and "threads, precision" in said[0]
+    assert len(said) == 1 and "laptop" in said[0], said
+    assert "threads 1, device cpu, precision float32, jit_compile auto" in said[0]
+    assert "no column time_epoch_steady: read as empty" in said[0]
     machines = tables["machines"].set_index("machine")
-    assert "time_epoch_steady" in machines.loc["laptop", "missing_columns"]
+    assert machines.loc["laptop", "missing_columns"] == "time_epoch_steady"
     assert pd.isna(machines.loc["workstation", "missing_columns"])
-    laptop = tables["runs"][tables["runs"]["machine"] == "laptop"]
-    assert laptop["threads"].isna().all() and laptop["time_train"].notna().all()
+    laptop = tables["settings"][tables["settings"]["machine"] == "laptop"]
+    assert sorted(laptop["setting"]) == ["b128", "b32", "b4"]
+    assert set(laptop["verdict"]) == {"slower"}  # twice the workstation's times, matched
+    lines = by_machine.key_results(tables["settings"], tables["machines"])
+    older = [line for line in lines if "older version" in line]
+    assert len(older) == 1 and "threads 1" in older[0] and "time_epoch_steady, read as empty" in older[0]
 
 
 def test_fewer_than_two_sets_or_an_unknown_reference_are_refused(tmp_path):

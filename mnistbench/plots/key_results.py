@@ -42,22 +42,65 @@ def key_results(settings: pd.DataFrame, sections: list[DimensionSection] = ()) -
     return lines + compile_lines(settings) + trust_lines(labelled)
 
 
+# How a run's compilation was measured (runs.csv's compile_measured, train.compile_facts): the
+# words that start each value, and what the key results say of it.
+APART, IN_FIRST_EPOCH, NOT_SEPARABLE, NOT_RECORDED = (
+    "apart from the train phase (the compile phase: build, then compile ahead on stand-in data)",
+    "inside the first epoch of the train phase (train.compile_ahead: false; the first epoch's excess "
+    "over the steady epoch)",
+    "inside the train phase, not separable (train.compile_ahead: false with one epoch)",
+    "the compile phase, how it was measured not recorded (runs of an older version)",
+)
+
+
+def compile_method(measured) -> str:
+    """Which of APART, IN_FIRST_EPOCH, NOT_SEPARABLE, NOT_RECORDED a compile_measured value says."""
+    if not isinstance(measured, str):
+        return NOT_RECORDED
+    if measured == "ahead":
+        return APART
+    return IN_FIRST_EPOCH if measured.startswith("first epoch") else NOT_SEPARABLE
+
+
 def compile_lines(settings: pd.DataFrame) -> list[str]:
-    """How long compilation took, per backend: the compile phase, which every train phase above
-    leaves out (train.compile_ahead); the median over settings of their median compile phase."""
+    """How long compilation took, per backend, as it was measured (settings.csv's compile_measured):
+    apart from the train phase (its compile phase), or inside its first epoch (that epoch's excess
+    over the steady epoch); the median over settings of their median, and the range. Where the
+    settings were measured both ways, each way with its backends."""
     if "time_compile_median" not in settings or settings["time_compile_median"].isna().all():
         return []
+    unrecorded = pd.Series(None, index=settings.index, dtype=object)  # settings.csv of an older version
+    methods = settings.get("compile_measured", unrecorded).map(compile_method)
     backends = settings["backend"] if "backend" in settings else pd.Series("", index=settings.index)
-    per_backend = settings.groupby(backends, sort=True)["time_compile_median"].agg(["median", "min", "max"])
-    parts = [
-        f"{backend or 'all'} {row['median']:.2f} s"
-        + (f" ({row['min']:.2f}-{row['max']:.2f})" if row["min"] != row["max"] else "")
+    seconds = {
+        APART: settings["time_compile_median"],
+        IN_FIRST_EPOCH: settings.get("compile_in_first_epoch_s_median", pd.Series(np.nan, settings.index)),
+        NOT_RECORDED: settings["time_compile_median"],
+    }
+    said = []
+    for method in (APART, IN_FIRST_EPOCH, NOT_SEPARABLE, NOT_RECORDED):
+        chosen = methods == method
+        if chosen.any():
+            said.append(f"{method}: " + _per_backend(backends[chosen], seconds.get(method), chosen))
+    head = "**Compilation** (median over settings, range)"
+    if len(said) == 1:
+        return [f"{head}, {said[0]}."]
+    return [f"{head}, measured {len(said)} ways across the settings: " + "; ".join(said) + "."]
+
+
+def _per_backend(backends: pd.Series, seconds: pd.Series | None, chosen: pd.Series) -> str:
+    """ "jax 0.95 s (0.90-1.00), tensorflow 1.20 s": per backend the median over settings of their
+    median and the range; only the backends (and how many settings) where there is no figure."""
+    if seconds is None:
+        counts = backends.value_counts().sort_index()
+        return ", ".join(f"{backend or 'all'} ({count} settings)" for backend, count in counts.items())
+    per_backend = seconds[chosen].groupby(backends, sort=True).agg(["median", "min", "max"])
+    return ", ".join(
+        f"{backend or 'all'} "
+        + ("unknown" if pd.isna(row["median"]) else f"{row['median']:.2f} s")
+        + (f" ({row['min']:.2f}-{row['max']:.2f})" if row["min"] < row["max"] else "")
         for backend, row in per_backend.iterrows()
-    ]
-    return [
-        "**Compilation**, apart from every train phase above (the compile phase: build, then "
-        "compile ahead on stand-in data; median over settings, range): " + ", ".join(parts) + "."
-    ]
+    )
 
 
 # Key results name at most this many settings per warning; the settings table flags them all.

@@ -8,6 +8,7 @@ itables (which escape), and the machines table and key results escape each value
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,11 +19,21 @@ from matplotlib.ticker import LogFormatter
 from mnistbench.plots.figures import MOST_ROWS, row_height
 from mnistbench.plots.labels import model_label, spread, value_text
 from mnistbench.plots.time_to_accuracy import percent, sorting_target, targets_in
+from mnistbench.ratios import TOO_FEW
 
 # A figure draws at most this many machines (ten colours tell that many lines apart); the table
 # has every machine.
 MOST_MACHINES = 10
 CONFIDENCE = 0.95
+
+
+def read_merged(merged_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """merge's settings and machines tables; machine names as text, also where they are numbers
+    (sets named 2024 and 2025)."""
+    names = {"machine": str, "vs": str}
+    return tuple(
+        pd.read_csv(Path(merged_dir) / f"{table}.csv", dtype=names) for table in ("settings", "machines")
+    )
 
 
 def machines_frame(machines: dict[str, pd.Series]) -> pd.DataFrame:
@@ -132,6 +143,8 @@ def machine_figure(settings: pd.DataFrame, order: list[str], most: int = MOST_RO
     the repeats' quartiles or the ratio's bootstrap interval. Returns (figure, caption), or (None,
     why) where no two machines ran a setting."""
     rows, which = shown_settings(settings, most)
+    if settings.empty:
+        return None, "No machine has a finished run, so there is nothing to compare."
     if rows.empty:
         return None, "No setting was run by two or more machines, so there is nothing to compare."
     machines = [name for name in order if name in set(rows["machine"])][:MOST_MACHINES]
@@ -185,13 +198,10 @@ def key_results(settings: pd.DataFrame, machines: pd.DataFrame) -> list[str]:
     machine to each target and how much faster than the reference it is; the sets read from an
     older version; how many settings one machine ran. Every value escaped."""
     reference = machines.loc[machines["reference"].astype(bool), "machine"].iloc[0]
-    lines = [_machine_line(settings, name, reference) for name in machines["machine"] if name != reference]
-    lines += _fastest_lines(settings, reference)
-    for row in machines.dropna(subset=["missing_columns"]).to_dict("records"):
-        lines.append(
-            f"<b>{_e(row['machine'])}</b> was made by an older version of the workflow: it has no column "
-            f"{_e(row['missing_columns'])}, read as empty."
-        )
+    lines = _finished_lines(settings, machines, reference)
+    lines += _fastest_lines(settings, reference) if len(settings) else []
+    for row in machines.to_dict("records"):
+        lines += _older_line(row)
     alone = only_one_machine(settings)
     if len(alone):
         counts = alone["machine"].value_counts()
@@ -201,6 +211,43 @@ def key_results(settings: pd.DataFrame, machines: pd.DataFrame) -> list[str]:
             + "), listed below; they have no ratio."
         )
     return lines
+
+
+def _finished_lines(settings: pd.DataFrame, machines: pd.DataFrame, reference: str) -> list[str]:
+    """Per machine its train phase against the reference's; where a machine has no finished run, that
+    (not that it ran nothing the reference ran); where none has, that there is nothing to compare."""
+    ok = dict(zip(machines["machine"], machines["runs_ok"], strict=True))
+    ran = dict(zip(machines["machine"], machines["runs"], strict=True))
+    if settings.empty:  # settings holds the settings with a finished run
+        counts = ", ".join(f"{_e(name)} {ok[name]} of {ran[name]}" for name in machines["machine"])
+        return [
+            f"<b>No machine has a finished run</b> (runs ended ok: {counts}), so there is nothing to compare."
+        ]
+    lines = []
+    for name in machines["machine"]:
+        if not ok[name]:
+            role, after = ("the reference, ", "the ratios are to each setting's first machine")
+            role, after = (role, after) if name == reference else ("", "no ratio")
+            lines.append(f"<b>{_e(name)}</b> {role}has no finished run (0 of {ran[name]} ended ok): {after}.")
+        elif name != reference and ok[reference]:
+            lines.append(_machine_line(settings, name, reference))
+    return lines
+
+
+def _older_line(row: dict) -> list[str]:
+    """A set made by an older version: the columns it lacked, and how they were read."""
+    said = []
+    if isinstance(row.get("defaulted_columns"), str):
+        said.append(
+            f"no column of these settings, read as the defaults its runs used: {_e(row['defaulted_columns'])}"
+        )
+    if isinstance(row.get("missing_columns"), str):
+        said.append(f"no column {_e(row['missing_columns'])}, read as empty")
+    if not said:
+        return []
+    return [
+        f"<b>{_e(row['machine'])}</b> was made by an older version of the workflow: " + "; ".join(said) + "."
+    ]
 
 
 def _e(value) -> str:
@@ -215,6 +262,8 @@ def _machine_line(settings: pd.DataFrame, name: str, reference: str) -> str:
     ratio = float(np.median(ratios)) if len(ratios) else np.nan
     verdicts = rows["verdict"].value_counts()
     counted = ", ".join(f"{verdicts.get(v, 0)} {v}" for v in ("faster", "same", "slower"))
+    if verdicts.get(TOO_FEW, 0):  # no interval: neither same nor different
+        counted += f", {verdicts[TOO_FEW]} with {TOO_FEW} to tell (fewer than 2 on a side)"
     if np.isnan(ratio) or round(ratio, 2) == 1:
         pace = "as fast"
     else:
