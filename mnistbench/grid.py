@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 
 from mnistbench.dataset import FULL_SIZES
+from mnistbench.networks import SHIPPED_MODELS
 
 BACKEND_TAGS = {"tensorflow": "tf", "jax": "jax", "torch": "torch"}
 PRECISION_TAGS = {"float32": "", "mixed_bfloat16": "bf16", "mixed_float16": "fp16"}
@@ -25,6 +26,8 @@ MLP_ONLY = ("hidden_units", "activation")
 SECONDS_PER_STEP = 3.5e-4
 STEP_COST = {"tensorflow": 1.0, "jax": 0.5, "torch": 10.0}
 SECONDS_PER_IMAGE = {"softmax": 5e-6, "mlp": 10e-6, "cnn": 160e-6}
+# A network of the user's own: taken to cost what the cnn does, for the order of runs only.
+SECONDS_PER_IMAGE_UNKNOWN = SECONDS_PER_IMAGE["cnn"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ class Run:
     precision: str = "float32"
     jit_compile: str | bool = "auto"
     partition: str | None = None
+    # A network of the user's own (`models` in the config): the digest of its file, function
+    # and params (mnistbench/networks.py), so that an edit retrains it and two definitions under
+    # one name never count as one setting. Not in the name: the model's name says which.
+    network: str | None = None
 
     @classmethod
     def of(cls, settings: dict) -> Run:
@@ -106,10 +113,14 @@ class Run:
         images = FULL_SIZES[0]
         steps = -(-images // self.batch_size)
         per_step = SECONDS_PER_STEP * STEP_COST[self.backend]
-        return self.epochs * (steps * per_step + images * SECONDS_PER_IMAGE[self.model])
+        per_image = SECONDS_PER_IMAGE.get(self.model, SECONDS_PER_IMAGE_UNKNOWN)
+        return self.epochs * (steps * per_step + images * per_image)
 
 
 SETTINGS = tuple(field.name for field in fields(Run))
+# Settings the workflow works out rather than the config gives (the network's digest).
+DERIVED_SETTINGS = ("network",)
+CONFIG_SETTINGS = tuple(name for name in SETTINGS if name not in DERIVED_SETTINGS)
 
 
 def added_tags(settings: dict) -> list[str]:
@@ -139,7 +150,7 @@ def target_label(target: float) -> str:
 
 
 HARDWARE_SETTINGS = ("threads", "device", "precision", "jit_compile", "partition")
-ADDED_SETTINGS = (*HARDWARE_SETTINGS, "target_accuracy")
+ADDED_SETTINGS = (*HARDWARE_SETTINGS, "target_accuracy", "network")
 
 
 @dataclass(frozen=True)
@@ -264,18 +275,29 @@ def _experiment_runs(experiment) -> list[dict]:
     ]
 
 
-def expand(config: dict) -> tuple[dict[str, Measurement], dict[str, list[str]]]:
+def expand(config: dict, networks: dict | None = None) -> tuple[dict[str, Measurement], dict[str, list[str]]]:
     """Return {job name: Measurement} and {job name: the experiments it belongs to}.
 
-    The config has already been validated against the schema (defaults filled in). A run asked
-    for in several experiments trains once, as many times as the most repeats asked for.
+    The config has already been validated against the schema (defaults filled in); NETWORKS
+    gives the digest of each network of the user's own, by name (networks.read_networks). A run
+    asked for in several experiments trains once, as many times as the most repeats asked for.
     """
+    digests = {name: network.digest for name, network in (networks or {}).items()}
     repeats: dict[Run, int] = {}
     memberships: dict[Run, list[str]] = {}
     for experiment, spec in config["experiments"].items():
-        for partial in _experiment_runs(spec):
+        for index, partial in enumerate(_experiment_runs(spec)):
             settings = {**config["defaults"], **partial}
             run = Run.of(settings)
+            if run.model in digests:
+                run = replace(run, network=digests[run.model])
+            elif run.model not in SHIPPED_MODELS:
+                key = "defaults" if "model" not in partial else f"experiments.{experiment}"
+                key += f"[{index}]" if isinstance(spec, list) and "model" in partial else ""
+                raise ConfigError(
+                    f"config key '{key}.model': {run.model!r} is neither a shipped model "
+                    f"({', '.join(SHIPPED_MODELS)}) nor a network named under `models`"
+                )
             repeats[run] = max(repeats.get(run, 0), settings.get("repeats", 1))
             if experiment not in memberships.setdefault(run, []):
                 memberships[run].append(experiment)

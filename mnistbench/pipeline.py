@@ -8,15 +8,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mnistbench.dataset import ARRAYS, class_count, image_shape
 from mnistbench.grid import Run
-from mnistbench.prepare import load_prepared
+from mnistbench.prepare import read_stored_members, stored_class_count
 
 TEST_BATCH_SIZE = 1024  # predicting: large batches, few calls
 
 
 @dataclass
 class Data:
-    """The prepared arrays, and the (shift, scale) that the model's first layer applies."""
+    """The prepared arrays, the (shift, scale) that the model's first layer applies, and the
+    class count that sizes its output (None: counted from the labels)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -24,6 +26,16 @@ class Data:
     y_test: np.ndarray
     shift: float
     scale: float
+    n_classes: int | None = None
+
+    def __post_init__(self):
+        if self.n_classes is None:
+            self.n_classes = class_count(self.y_train, self.y_test)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of one image; 1 channel for grayscale (n, h, w) arrays."""
+        return image_shape(self.x_train)
 
 
 @dataclass
@@ -38,8 +50,14 @@ class Tested:
 
 
 def load_data(path) -> Data:
-    arrays, shift, scale = load_prepared(path)
-    return Data(**arrays, shift=shift, scale=scale)
+    """A prepared file (prepare.prepare) as Data."""
+    stored = read_stored_members(path)
+    return Data(
+        **{name: stored[name] for name in ARRAYS},
+        shift=float(stored["shift"]),
+        scale=float(stored["scale"]),
+        n_classes=stored_class_count(stored),
+    )
 
 
 def shuffled_batches(data: Data, batch_size: int):

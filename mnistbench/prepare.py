@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 
-from mnistbench.dataset import ARRAYS, DataError
+from mnistbench.dataset import ARRAYS, DataError, class_count
 from mnistbench.files import save_npz
 
 METHODS = ("scale", "standardize", "none")
@@ -37,9 +37,22 @@ def statistics(x_train: np.ndarray, method: str) -> tuple[float, float]:
 
 
 def prepare(arrays: dict[str, np.ndarray], method: str, path) -> None:
-    """Write the four arrays and the normalisation into one uncompressed `.npz` at `path`."""
+    """Write the four arrays, the normalisation and the class count (`n_classes`, which sizes
+    the model's output) into one uncompressed `.npz` at `path`."""
     shift, scale = statistics(arrays["x_train"], method)
-    save_npz(path, {**{name: arrays[name] for name in ARRAYS}, "shift": shift, "scale": scale})
+    n_classes = class_count(arrays["y_train"], arrays["y_test"])
+    save_npz(
+        path,
+        {**{name: arrays[name] for name in ARRAYS}, "shift": shift, "scale": scale, "n_classes": n_classes},
+    )
+
+
+def stored_class_count(stored: dict[str, np.ndarray]) -> int:
+    """The class count of a prepared file's members; a file prepared before it was stored
+    counts its labels."""
+    if "n_classes" in stored:
+        return int(stored["n_classes"])
+    return class_count(stored["y_train"], stored["y_test"])
 
 
 def read_stored_members(path) -> dict[str, np.ndarray]:

@@ -1,7 +1,9 @@
 """Readers for the three formats MNIST is published in: Keras `.npz`, IDX and the classic pickle.
 
 Every reader returns the same thing: a dict of the four Keras arrays
-(`x_train`, `y_train`, `x_test`, `y_test`) as uint8, so that the sources can be compared.
+(`x_train`, `y_train`, `x_test`, `y_test`) as uint8, so that the sources can be compared. The
+`.npz` and IDX readers take any image set in those formats (a dataset of the user's own), and
+`image_shape` reads its image shape from the headers alone.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import gzip
 import io
 import math
 import pickle
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import numpy as np
 from pooch import file_hash
 
 from mnistbench.dataset import ARRAYS, DataError, check_arrays
+from mnistbench.dataset import image_shape as shape_of_images
 
 # IDX file names as published (LeCun's and Zalando's servers use the same names).
 IDX_FILES = {
@@ -26,7 +30,12 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-IDX_DIMENSIONS = (1, 3)  # labels, images
+# numpy's public readers of a `.npy` header, by format version (np.savez writes 1.0).
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+IDX_DIMENSIONS = (1, 3, 4)  # labels, images (n, h, w), images with channels (n, h, w, c)
 
 
 def _open_maybe_gzip(path: Path) -> bytes:
@@ -60,11 +69,12 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def _idx_shape(path: Path, data: bytes) -> tuple[int, ...]:
-    """The sizes an IDX header gives, refused unless MNIST-like: numpy itself cannot reshape to
-    more than 64 dimensions, and a reader of MNIST has no use for anything but images and labels."""
+    """The sizes an IDX header gives, refused unless image-set-like: numpy itself cannot reshape
+    to more than 64 dimensions, and a reader of image sets has no use for anything but images
+    and labels."""
     ndim = data[3]
     if ndim not in IDX_DIMENSIONS:
-        raise DataError(f"{path}: IDX with {ndim} dimensions; MNIST's have 1 or 3")
+        raise DataError(f"{path}: IDX with {ndim} dimensions; image sets have 1 (labels), 3 or 4")
     if len(data) < 4 + 4 * ndim:
         raise DataError(f"{path}: truncated IDX header")
     return tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
@@ -84,6 +94,8 @@ def find_idx_files(folder: str | Path) -> dict[str, Path]:
     found = {}
     for key, stem in IDX_FILES.items():
         candidates = [folder / f"{stem}.gz", folder / stem]
+        if key.startswith("x_"):  # images with channels may be named for their 4 dimensions
+            candidates += [folder / f"{stem.replace('idx3', 'idx4')}{end}" for end in (".gz", "")]
         existing = [path for path in candidates if path.is_file()]
         if not existing:
             raise DataError(f"{folder}: no {stem}[.gz] in this folder")
@@ -95,6 +107,55 @@ def read_idx_folder(folder: str | Path) -> dict[str, np.ndarray]:
     return {key: read_idx(path) for key, path in find_idx_files(folder).items()}
 
 
+def read_idx_shape(path: str | Path) -> tuple[int, ...]:
+    """The shape an IDX file's header gives, reading the header alone (gzipped or not)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open if gzipped else open)(path, "rb") as handle:
+            head = handle.read(4)
+            if len(head) == 4 and head[0] == 0 and head[1] == 0 and head[3] in IDX_DIMENSIONS:
+                head += handle.read(4 * head[3])
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: unreadable IDX header ({error})") from error
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    return _idx_shape(path, head)
+
+
+def read_npz_shape(path: str | Path, key: str) -> tuple[int, ...]:
+    """The shape of one array of an `.npz`, from its `.npy` header alone (nothing else is read)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if f"{key}.npy" not in archive.namelist():
+                raise DataError(f"{path}: missing arrays {key}")
+            with archive.open(f"{key}.npy") as member:
+                version = np.lib.format.read_magic(member)
+                if version not in _NPY_HEADER_READERS:
+                    raise DataError(f"{path}: {key} is in .npy format {version}, unknown here")
+                shape, _, _ = _NPY_HEADER_READERS[version](member)
+    except DataError:
+        raise
+    except Exception as error:  # zipfile, numpy and OS errors all mean "unreadable"
+        raise DataError(f"{path}: unreadable npz ({error})") from error
+    return tuple(shape)
+
+
+def image_shape(path: str | Path) -> tuple[int, int, int]:
+    """(height, width, channels) of the training images of a `.npz` or an IDX folder, from the
+    headers alone: cheap enough for planning, whatever the dataset's size."""
+    path = Path(path)
+    if path.is_dir():
+        shape = read_idx_shape(find_idx_files(path)["x_train"])
+    else:
+        shape = read_npz_shape(path, "x_train")
+    if len(shape) not in (3, 4) or 0 in shape[1:]:
+        raise DataError(f"{path}: x_train has shape {shape}, expected (n, height, width[, channels])")
+    return shape_of_images(shape)
+
+
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Read a Keras-style `.npz`; never with pickles allowed."""
     path = Path(path)
@@ -103,11 +164,21 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
             missing = [key for key in ARRAYS if key not in archive.files]
             if missing:
                 raise DataError(f"{path}: missing arrays {', '.join(missing)}")
-            return {key: archive[key] for key in ARRAYS}
+            arrays = {key: archive[key] for key in ARRAYS}
     except DataError:
         raise
     except Exception as error:  # zipfile, numpy and OS errors all mean "unreadable"
         raise DataError(f"{path}: unreadable npz ({error})") from error
+    return {key: _labels_as_bytes(value) if key.startswith("y_") else value for key, value in arrays.items()}
+
+
+def _labels_as_bytes(labels: np.ndarray) -> np.ndarray:
+    """Integer labels that fit a byte as uint8 (a user's own set often stores int64); anything
+    else is left as it is, for check_arrays to refuse by name."""
+    fits = labels.size == 0 or (labels.min() >= 0 and labels.max() <= 255)
+    if labels.dtype != np.uint8 and np.issubdtype(labels.dtype, np.integer) and fits:
+        return labels.astype(np.uint8)
+    return labels
 
 
 def load_checked(path: str | Path) -> dict[str, np.ndarray]:

@@ -16,7 +16,6 @@ import pandas as pd
 
 from mnistbench import machine
 from mnistbench.cpus import usable_cpus
-from mnistbench.dataset import N_CLASSES
 from mnistbench.files import atomic_write, save_npz, write_csv, write_json
 from mnistbench.grid import Run
 from mnistbench.locks import TOKEN_VARIABLE
@@ -61,8 +60,9 @@ def _save_model(model, path: str) -> None:
 
 def _predictions(tested: Tested | None) -> dict[str, np.ndarray]:
     if tested is None:
+        # Nothing predicted, over no known classes: evaluate writes empty tables for it.
         empty = np.zeros(0, np.uint8)
-        return {"y_true": empty, "y_pred": empty, "probabilities": np.zeros((0, N_CLASSES), np.float32)}
+        return {"y_true": empty, "y_pred": empty, "probabilities": np.zeros((0, 0), np.float32)}
     return {"y_true": tested.y_true, "y_pred": tested.predicted, "probabilities": tested.probabilities}
 
 

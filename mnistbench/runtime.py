@@ -30,6 +30,10 @@ def configure_runtime(backend: str, threads: int) -> None:
     if backend == "torch":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS on a GPU
     if backend == "jax":
+        # XLA's CPU client sizes its intra-op pool (threads named tf_XLAEigen) from PJRT_NPROC,
+        # else from every CPU the process may use: unpinned, it would use them all whatever
+        # `threads` says (tests/test_jax_threads.py counts the pool).
+        os.environ["PJRT_NPROC"] = str(threads)
         flags = ["--xla_gpu_deterministic_ops=true"]
         if threads == 1:
             flags.append("--xla_cpu_multi_thread_eigen=false")
@@ -110,7 +114,7 @@ def threads_used(keras, threads: int) -> int:
         import torch
 
         return torch.get_num_threads()
-    return threads  # XLA's CPU pool is fixed by XLA_FLAGS in configure_runtime
+    return threads  # XLA's CPU pool is sized by PJRT_NPROC in configure_runtime
 
 
 def start_keras(backend: str, threads: int):

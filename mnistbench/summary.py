@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mnistbench import cores, efficiency, machine
+from mnistbench import cores, efficiency, machine, sources
 from mnistbench.files import write_csv
 from mnistbench.grid import SETTINGS, target_label  # target_label names time_to_<t>
 from mnistbench.stopwatch import PHASES, phase_column
@@ -184,8 +184,9 @@ def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]], ta
         provenance = json.loads(Path(path).read_text())
         datasets.append(
             {
-                key: provenance.get(key)
-                for key in ("dataset", "source", "address", "content_sha256", "fetched_at")
+                **{key: provenance.get(key) for key in ("dataset", "source", "address", "content_sha256")},
+                **sources.dataset_facts(provenance),  # image_shape, n_classes
+                "fetched_at": provenance.get("fetched_at"),
             }
         )
     write_csv(outputs["datasets"], pd.DataFrame(datasets))

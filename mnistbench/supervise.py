@@ -100,7 +100,7 @@ def train_supervised(spec: dict) -> dict | None:
     runtime_s = spec.get("time_limit_s")
     started_unix, load_at_start = time.time(), machine.load_sample()
     too_few = cores.refused_on_the_node(
-        spec["name"], Run(**spec["run"]).threads, spec["threads"], usable_cpus()
+        spec["name"], Run.of(spec["run"]).threads, spec["threads"], usable_cpus()
     )
     if too_few:  # Snakemake or the node gave less than the run's setting: never train it as that
         return _record(spec, Outcome("failed", error=too_few), started_unix, load_at_start)
@@ -136,7 +136,7 @@ def _record(spec: dict, outcome: Outcome, started_unix: float, load_at_start: di
     with open(spec["log"], "a") as log_file:
         print(line or outcome.error, file=log_file)
     return write_outputs(
-        Run(**spec["run"]),
+        Run.of(spec["run"]),
         spec["name"],
         spec["repeat"],
         spec["outputs"],

@@ -16,7 +16,7 @@ import traceback
 import numpy as np
 import psutil
 
-from mnistbench import append_to_log, devices, machine, setup_logging
+from mnistbench import append_to_log, devices, machine, model_flops, setup_logging
 from mnistbench.compile_ahead import compile_ahead
 from mnistbench.energy import RaplMeter
 from mnistbench.epochs import EpochLog, split_evaluations, timeline
@@ -55,10 +55,10 @@ def choose_fast_path(run: Run, n_train: int, steps_per_execution: int, jit_compi
     return {"steps_per_execution": int(steps_per_execution), "jit_compile": bool(jit_compile)}
 
 
-def build_and_compile(run: Run, data: Data, fast: dict):
+def build_and_compile(run: Run, data: Data, fast: dict, network: dict | None = None):
     from mnistbench.models import build_model, build_optimizer
 
-    model = build_model(run, data.shift, data.scale)
+    model = build_model(run, data.shift, data.scale, data.x_train.shape[1:], data.n_classes, network)
     model.compile(
         optimizer=build_optimizer(run),
         loss="sparse_categorical_crossentropy",
@@ -87,7 +87,7 @@ def train_run(run: Run, data_path, threads: int, options: dict, watch: Stopwatch
     fast = choose_fast_path(run, len(data.x_train), options["steps_per_execution"], run.jit_compile)
     ahead = options.get("compile_ahead", True)
     with watch.time("compile"):
-        model = build_and_compile(run, data, fast)
+        model = build_and_compile(run, data, fast, options.get("network"))
         if ahead:
             compile_ahead(
                 keras,
@@ -119,6 +119,7 @@ def train_run(run: Run, data_path, threads: int, options: dict, watch: Stopwatch
         "backend": keras.backend.backend(),
         "frameworks_loaded": frameworks_loaded(),
         "dtype_policy": keras.config.dtype_policy().name,
+        **counted_flops(model),
         "eval_every_epoch": every_epoch,
         "reached_target": epoch_log.reached_target() if run.target_accuracy is not None else None,
         "timeline": {
@@ -135,6 +136,17 @@ def train_run(run: Run, data_path, threads: int, options: dict, watch: Stopwatch
         **cpu_energy.summary(),
     }
     return Outcome("ok" if finite else "diverged", model, history, tested, facts)
+
+
+def counted_flops(model) -> dict:
+    """The FLOPs per image of the model as built (mnistbench/model_flops.py): None, with the
+    layers it does not know named, rather than a wrong count."""
+    counted = model_flops.count(model)
+    return {
+        "flops_forward_per_image": counted.forward,
+        "flops_train_per_image": counted.train,
+        "flops_unknown_layers": ", ".join(sorted(set(counted.unknown))) or None,
+    }
 
 
 def compile_facts(ahead: bool, history: list[dict]) -> dict:
@@ -189,7 +201,7 @@ def run_and_record(
 def main(spec_json: str) -> None:
     """The training process that mnistbench.supervise starts: one run, as a job of its own."""
     spec = json.loads(spec_json)
-    run = Run(**spec["run"])
+    run = Run.of(spec["run"])
     if run.device == "cpu":
         devices.hide_gpus(run.backend)  # before the framework starts: a CPU run is a CPU run
     facts = start_training_process(run.backend, spec["threads"], spec["options"]["pin_cpus"])
@@ -207,7 +219,8 @@ def main(spec_json: str) -> None:
         spec["data"],
         spec["outputs"],
         spec["threads"],
-        spec["options"],
+        # A network of the user's own comes with what defines it (rules/common.smk run_settings).
+        {**spec["options"], "network": spec["run"].get("network_definition")},
         spec["repeat"],
         facts,
     )

@@ -1,6 +1,7 @@
 import os
 import sys
 import time
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -8,7 +9,7 @@ from snakemake.utils import validate
 from snakemake.logging import logger
 
 from mnistbench import ceiling, compare, console, cores, grid, locks, prepare, sources
-from mnistbench import summary
+from mnistbench import networks, summary
 from mnistbench import merge
 from mnistbench.result_sets import ResultSetError, set_files
 
@@ -25,19 +26,45 @@ except WorkflowError as error:
         raise
     raise WorkflowError(grid.describe_validation_error(error.__context__)) from None
 
+
+def check_networks_build():
+    """Each network of the user's own that a run trains is built once on a symbolic image of
+    each shape it trains on, before any job (remembered per digest in .snakemake/)."""
+    shapes = {}
+    for job in RUNS.values():
+        if job.run.network is not None:
+            shape = sources.image_shape(job.run.dataset, config["data"])
+            shapes.setdefault(job.run.model, set()).add(shape)
+    cache = Path(".snakemake/mnistbench/networks")
+    problems = networks.check_builds(NETWORKS, shapes, cache)
+    if problems:
+        raise networks.NetworkError(problems[0])
+
+
 try:
     grid.check_finite(config)
     grid.check_moved_keys(config)
     grid.check_target_names(config)
+    # Networks of the user's own, read (not run) by every process: their digests name them.
+    NETWORKS = networks.read_networks(config["models"])
     # {job name: Measurement (a run's settings and its repeat)}, {job name: its experiments}
-    RUNS, EXPERIMENTS = grid.expand(config)
+    RUNS, EXPERIMENTS = grid.expand(config, NETWORKS)
     if PLANNING:
         grid.check_local_paths(config)
+        sources.check_datasets(config, RUNS, EXPERIMENTS)
+        # A wrong sha256 of a local copy stops the call here, before any job.
+        sources.check_local_digests(config["data"], grid.datasets_used(RUNS))
+        check_networks_build()
         if config["compare"]["baseline"]:
             compare.check_baseline(config["compare"]["baseline"])
         if config["merge"]["sets"]:
             merge.check_sets(config["merge"])
-except (grid.ConfigError, ResultSetError) as error:
+except (
+    grid.ConfigError,
+    ResultSetError,
+    networks.NetworkError,
+    sources.DataError,
+) as error:
     raise WorkflowError(str(error)) from None
 
 # Every process of this call inherits its token (mnistbench/locks.py).
@@ -77,7 +104,7 @@ localrules:
 # Names are built from validated settings only; the constraints keep every path inside
 # results/ and resources/ whatever a target on the command line asks for.
 wildcard_constraints:
-    dataset="|".join(sources.BUILTIN_SOURCES),
+    dataset="|".join(sources.dataset_names(config["data"])),
     normalize="|".join(prepare.METHODS),
     run=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
@@ -283,7 +310,9 @@ def download_inputs(wildcards):
 
 def download_sources(wildcards):
     data = config["data"][wildcards.dataset]
-    return sources.sources_for(wildcards.dataset, data["local_path"], data["mirrors"])
+    return sources.sources_for(
+        wildcards.dataset, data["local_path"], data.get("mirrors"), data.get("sha256")
+    )
 
 
 def prepared_data(wildcards):
@@ -292,7 +321,11 @@ def prepared_data(wildcards):
 
 
 def run_settings(wildcards):
-    return RUNS[wildcards.run].run.params()
+    """The run's settings; for a network of the user's own, also what defines it."""
+    run = RUNS[wildcards.run].run
+    if run.network is None:
+        return run.params()
+    return {**run.params(), "network_definition": NETWORKS[run.model].definition()}
 
 
 def run_repeat(wildcards):

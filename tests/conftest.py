@@ -40,9 +40,53 @@ def make_arrays(n_train: int = 300, n_test: int = 100, seed: int = 7) -> dict[st
     return {"x_train": images(y_train), "y_train": y_train, "x_test": images(y_test), "y_test": y_test}
 
 
+def make_image_set(
+    image_shape=(20, 24, 3), n_classes: int = 5, n_train: int = 300, n_test: int = 100, seed: int = 11
+) -> dict[str, np.ndarray]:
+    """A learnable image set of the user's own, neither 28x28 nor ten classes: each class a fixed
+    random pattern plus noise; images (n, *image_shape), labels int64 as numpy gives them."""
+    rng = np.random.default_rng(seed)
+    templates = rng.random((n_classes, *image_shape)) > 0.7
+
+    def images(labels):
+        noise = rng.integers(0, 60, size=(len(labels), *image_shape))
+        return np.clip(templates[labels] * 190 + noise, 0, 255).astype(np.uint8)
+
+    y_train = np.arange(n_train) % n_classes
+    y_test = np.arange(n_test) % n_classes
+    rng.shuffle(y_train)
+    return {"x_train": images(y_train), "y_train": y_train, "x_test": images(y_test), "y_test": y_test}
+
+
+def write_idx_folder(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """The arrays as a folder of IDX files: images with channels under their idx4 names,
+    uncompressed; labels gzipped under MNIST's names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, stem in readers.IDX_FILES.items():
+        if key.startswith("x_") and arrays[key].ndim == 4:
+            readers.write_idx(folder / stem.replace("idx3", "idx4"), arrays[key], compress=False)
+        else:
+            readers.write_idx(folder / f"{stem}.gz", arrays[key])
+    return folder
+
+
 @pytest.fixture(scope="session")
 def arrays():
     return make_arrays()
+
+
+@pytest.fixture(scope="session")
+def own_set():
+    """A user's own image set: 20x24 RGB, five classes (see make_image_set)."""
+    return make_image_set()
+
+
+@pytest.fixture(scope="session")
+def own_formats(tmp_path_factory, own_set):
+    """The user's own set as a `.npz` written by plain numpy (int64 labels) and as IDX files."""
+    root = tmp_path_factory.mktemp("own")
+    np.savez(root / "shapes5.npz", **own_set)
+    return {"npz": root / "shapes5.npz", "idx": write_idx_folder(root / "shapes5-idx", own_set), "root": root}
 
 
 @pytest.fixture(scope="session")

@@ -100,6 +100,33 @@ MISTAKES = [
         "exist",
     ),
     ("unknown data key", edit("data.mnist.url", "http://x"), "data.mnist", "url"),
+    # A dataset of the user's own: a name that is safe in paths, a local path and its sha256.
+    ("own dataset without sha256", edit("data.shapes5", {"local_path": "/x.npz"}), "data.shapes5", "sha256"),
+    (
+        "own dataset with a sha256 that is not hex",
+        edit("data.shapes5", {"local_path": "/x.npz", "sha256": "z" * 64}),
+        "data.shapes5.sha256",
+        "match",
+    ),
+    (
+        "own dataset that is not there",
+        edit("data.shapes5", {"local_path": "/no/such/shapes5.npz", "sha256": "0" * 64}),
+        "data.shapes5.local_path",
+        "exist",
+    ),
+    (
+        "own dataset whose name breaks paths",
+        edit("data", {"my/set": {"local_path": "/x.npz", "sha256": "0" * 64}}),
+        "data",
+        "my/set",
+    ),
+    ("dataset name that breaks paths", edit("defaults.dataset", "../mnist"), "defaults.dataset", "match"),
+    (
+        "run naming a dataset not under data",
+        edit("experiments.mine", [{"dataset": "shapes6"}]),
+        "experiments.mine",
+        "neither mnist, fashion_mnist nor named under data",
+    ),
     (
         "NaN learning rate",
         edit("experiments.blog.0.learning_rate", float("nan")),

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from mnistbench import grid
+from mnistbench import grid, networks
 from mnistbench.grid import Run
 
 DEFAULTS = {**Run().settings(), "repeats": 1}
@@ -20,17 +20,17 @@ def expand(experiments):
 def test_the_run_type_matches_the_schema_settings_and_defaults():
     schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
     run_properties = set(schema["$defs"]["run"]["properties"]) - {"repeats"}
-    assert run_properties == set(grid.SETTINGS)
+    assert run_properties == set(grid.CONFIG_SETTINGS)
     sweepable = set(schema["$defs"]["experiment"]["properties"]) - {"repeats"}
-    assert sweepable == set(grid.SETTINGS)
+    assert sweepable == set(grid.CONFIG_SETTINGS)
     defaults = {
         name: spec["default"]
         for name, spec in schema["properties"]["defaults"]["properties"].items()
         if name != "repeats"
     }
-    assert defaults == Run().settings()
+    assert {**defaults, "network": None} == Run().settings()
     assert set(grid.BACKEND_TAGS) == set(schema["$defs"]["backend"]["enum"])
-    assert set(grid.SECONDS_PER_IMAGE) == set(schema["$defs"]["model"]["enum"])
+    assert set(grid.SECONDS_PER_IMAGE) == set(networks.SHIPPED_MODELS)
 
 
 def test_mapping_of_lists_is_a_cartesian_product():
@@ -172,7 +172,7 @@ def test_calls_that_only_look_are_told_apart(arguments, looking):
 
 
 def test_job_params_leave_out_hardware_settings_and_target_at_their_defaults():
-    assert set(Run().params()) == set(grid.SETTINGS) - set(grid.HARDWARE_SETTINGS) - {"target_accuracy"}
+    assert set(Run().params()) == set(grid.SETTINGS) - set(grid.ADDED_SETTINGS)
     assert Run(threads=2).params()["threads"] == 2
     assert Run(target_accuracy=0.97).params()["target_accuracy"] == 0.97
     assert Run(**Run(precision="mixed_float16").params()) == Run(precision="mixed_float16")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mnistbench import readers
-from mnistbench.dataset import check_arrays, content_digest
+from mnistbench.dataset import check_arrays, class_count, content_digest, image_shape
 from mnistbench.files import save_npz
 from mnistbench.readers import DataError, load_checked
 
@@ -89,10 +89,14 @@ def test_truncated_npz_names_the_file(tmp_path, arrays):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda a: a.update(y_train=a["y_train"] + 10), "label"),
-        (lambda a: a.update(x_train=a["x_train"][:, :27]), "shape"),
+        (lambda a: a.update(y_train=a["y_train"] * 0, y_test=a["y_test"] * 0), "at least 2 classes"),
+        (lambda a: a.update(x_train=a["x_train"][:, :27]), "x_train images have shape"),
+        (lambda a: a.update(x_test=a["x_test"][:, :, :, None]), "x_test images"),
+        (lambda a: a.update(x_train=a["x_train"][:, 0]), r"x_train has shape \(300, 28\)"),
+        (lambda a: a.update(x_train=a["x_train"][:, :, :0]), "expected \\(n, height, width"),
         (lambda a: a.update(y_test=a["y_test"][:-1]), "y_test has shape"),
         (lambda a: a.update(x_test=a["x_test"].astype(np.float32)), "uint8"),
+        (lambda a: a.update(y_train=a["y_train"].astype(np.int64)), "y_train is int64, labels must be uint8"),
     ],
 )
 def test_malformed_arrays_are_rejected(arrays, change, message):
@@ -148,15 +152,17 @@ def test_idx_with_255_dimensions_is_a_data_error_naming_the_file(tmp_path, compr
     path = tmp_path / ("many-dims.gz" if compress else "many-dims")
     content = idx_bytes(255)
     path.write_bytes(gzip.compress(content) if compress else content)
-    with pytest.raises(DataError, match=r"many-dims(\.gz)?: IDX with 255 dimensions; MNIST's have 1 or 3"):
+    with pytest.raises(
+        DataError, match=r"many-dims(\.gz)?: IDX with 255 dimensions; image sets have 1 \(labels\), 3 or 4"
+    ):
         readers.read_idx(path)
 
 
-def test_every_idx_header_but_mnists_is_a_data_error(tmp_path):
+def test_every_idx_header_but_an_image_sets_is_a_data_error(tmp_path):
     path = tmp_path / "header"
     for ndim in range(256):
         path.write_bytes(idx_bytes(ndim))
-        if ndim in (1, 3):
+        if ndim in (1, 3, 4):
             assert readers.read_idx(path).shape == (1,) * ndim
         else:
             with pytest.raises(DataError, match=f"IDX with {ndim} dimensions"):
@@ -183,3 +189,53 @@ def test_malformed_idx_headers_are_data_errors_naming_the_file(tmp_path, content
         with pytest.raises(DataError) as error:
             readers.read_idx(path)
         assert str(error.value).startswith(f"{path}: ")
+
+
+def test_a_users_own_set_decodes_alike_from_npz_and_idx(own_formats, own_set):
+    """20x24 RGB images of five classes, as a plain numpy `.npz` (int64 labels) and as IDX files
+    (4-D images): both decode to the arrays written, labels as uint8, and pass the checks."""
+    from_npz = readers.read_npz(own_formats["npz"])
+    from_idx = readers.read_idx_folder(own_formats["idx"])
+    for decoded in (from_npz, from_idx):
+        check_arrays(decoded, "own set")
+        for key in readers.ARRAYS:
+            assert decoded[key].dtype == np.uint8
+            np.testing.assert_array_equal(decoded[key], own_set[key])
+    assert content_digest(from_npz) == content_digest(from_idx)
+    assert from_npz["x_train"].shape == (300, 20, 24, 3)
+
+
+def test_image_shape_comes_from_the_headers_alone(own_formats, formats, tmp_path):
+    assert readers.image_shape(own_formats["npz"]) == (20, 24, 3)
+    assert readers.image_shape(own_formats["idx"]) == (20, 24, 3)
+    assert readers.image_shape(formats["npz"]) == (28, 28, 1)
+    assert readers.image_shape(formats["idx"]) == (28, 28, 1)  # gzipped IDX
+    # Only the header is read: a file cut right after it still gives the shape.
+    cut = tmp_path / "train-images-idx3-ubyte"
+    readers.write_idx(cut, np.zeros((50, 32, 32), np.uint8), compress=False)
+    cut.write_bytes(cut.read_bytes()[:16])
+    assert readers.read_idx_shape(cut) == (50, 32, 32)
+    with pytest.raises(DataError, match="partial.npz: missing arrays x_train"):
+        path = tmp_path / "partial.npz"
+        np.savez(path, y_train=np.zeros(3, np.uint8))
+        readers.image_shape(path)
+
+
+def test_image_shape_and_class_count_of_arrays(own_set, arrays):
+    assert image_shape(own_set["x_train"]) == (20, 24, 3)
+    assert image_shape(arrays["x_test"]) == (28, 28, 1)
+    assert image_shape((7, 32, 30)) == (32, 30, 1)
+    assert class_count(own_set["y_train"], own_set["y_test"]) == 5
+    # The highest label of either split counts: a class only the test set holds is a class.
+    assert class_count(np.array([0, 1], np.uint8), np.array([0, 3], np.uint8)) == 4
+
+
+@pytest.mark.parametrize(
+    "labels, message", [([0, 1, 256], "int64"), ([0, -1, 1], "int64"), ([0.0, 1.0, 1.0], "float64")]
+)
+def test_npz_labels_that_do_not_fit_a_byte_are_refused(tmp_path, labels, message):
+    path = tmp_path / "labels.npz"
+    images = np.zeros((3, 8, 8), np.uint8)
+    np.savez(path, x_train=images, y_train=np.array(labels), x_test=images, y_test=np.array([0, 1, 1]))
+    with pytest.raises(DataError, match=f"labels.npz: y_train is {message}, labels must be uint8"):
+        load_checked(path)

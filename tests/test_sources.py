@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import requests
 
-from mnistbench import readers, sources
+from mnistbench import grid, readers, sources
 from mnistbench.dataset import content_digest
+from mnistbench.grid import ConfigError
 from mnistbench.sources import NoSourceError, fetch
 
 
@@ -226,3 +227,84 @@ def test_endless_or_trickling_server_is_given_up_without_filling_the_disk(
     assert sum(path.stat().st_size for path in tmp_path.rglob("*") if path.is_file()) < 2 << 20
     server.shutdown()
     server.server_close()
+
+
+def test_local_copy_of_a_users_own_set_is_verified_by_its_sha256(tmp_path, own_formats, own_set):
+    """A `.npz` is pinned by the sha256 of its bytes, an IDX folder by its decoded content."""
+    npz_sha = hashlib.sha256(own_formats["npz"].read_bytes()).hexdigest()
+    # The arrays the fixture wrote, with the labels as every reader gives them (uint8).
+    idx_digest = content_digest(
+        {**own_set, **{k: own_set[k].astype(np.uint8) for k in ("y_train", "y_test")}}
+    )
+    for path, digest in ((own_formats["npz"], npz_sha), (own_formats["idx"], idx_digest)):
+        fetched, provenance = fetch(
+            "shapes5", sources.sources_for("shapes5", str(path), None, digest), tmp_path
+        )
+        assert_same(fetched, own_set)
+        assert provenance["image_shape"] == [20, 24, 3] and provenance["n_classes"] == 5
+        assert sources.local_digest(path) == digest
+        wrong = "0" * 64
+        with pytest.raises(NoSourceError) as caught:
+            fetch("shapes5", sources.sources_for("shapes5", str(path), None, wrong), tmp_path)
+        message = str(caught.value)
+        assert (
+            f"local_path {path} is unusable" in message
+            and f"{digest} does not match the expected {wrong}" in message
+        )
+        assert "\n" not in message
+
+
+def test_a_wrong_digest_is_refused_at_planning_in_one_line(own_formats):
+    wrong = "1" * 64
+    data = {"shapes5": {"local_path": str(own_formats["npz"]), "sha256": wrong}}
+    with pytest.raises(ConfigError) as caught:
+        sources.check_local_digests(data, ["mnist", "shapes5"])
+    found = hashlib.sha256(own_formats["npz"].read_bytes()).hexdigest()
+    assert str(caught.value) == (
+        f"config key 'data.shapes5.sha256': {own_formats['npz']} has sha256 {found}, expected {wrong}"
+    )
+    data["shapes5"] = {"local_path": str(own_formats["idx"]), "sha256": wrong}
+    with pytest.raises(
+        ConfigError,
+        match=r"shapes5-idx has content digest \(of its decoded IDX arrays\) [0-9a-f]{64}, expected 1+$",
+    ):
+        sources.check_local_digests(data, ["shapes5"])
+    sources.check_local_digests(data, ["mnist"])  # a dataset no run uses is not read
+
+
+def test_a_run_naming_an_unknown_dataset_is_refused(own_formats):
+    config = {
+        "defaults": {"dataset": "mnist"},
+        "data": {"shapes5": {"local_path": str(own_formats["npz"]), "sha256": "0" * 64}},
+        "experiments": {"mine": [{"dataset": "shapes5"}], "typo": [{"dataset": "shapes6"}]},
+    }
+    runs, experiments = grid.expand(config)
+    with pytest.raises(ConfigError) as caught:
+        sources.check_datasets(config, runs, experiments)
+    assert str(caught.value) == (
+        "config key 'experiments.typo': dataset 'shapes6' is neither mnist, fashion_mnist nor named "
+        "under data"
+    )
+    del config["experiments"]["typo"]
+    sources.check_datasets(config, *grid.expand(config))
+    config["defaults"]["dataset"] = "cifar10"
+    with pytest.raises(ConfigError, match="^config key 'defaults.dataset': dataset 'cifar10'"):
+        sources.check_datasets(config, *grid.expand(config))
+
+
+def test_image_shape_of_a_dataset_reads_no_more_than_headers(own_formats):
+    assert sources.image_shape("mnist", {"mnist": {"local_path": None}}) == (28, 28, 1)
+    assert sources.image_shape("fashion_mnist", {}) == (28, 28, 1)
+    for path in (own_formats["npz"], own_formats["idx"]):
+        assert sources.image_shape("shapes5", {"shapes5": {"local_path": str(path)}}) == (20, 24, 3)
+
+
+def test_datasets_table_facts_from_provenance():
+    assert sources.dataset_facts({"image_shape": [20, 24, 3], "n_classes": 5}) == {
+        "image_shape": "20x24x3",
+        "n_classes": 5,
+    }
+    # Fetched before the facts were recorded: known only for a built-in dataset's arrays.
+    old = {"content_sha256": sources.BUILTIN_DIGESTS["fashion_mnist"]}
+    assert sources.dataset_facts(old) == {"image_shape": "28x28x1", "n_classes": 10}
+    assert sources.dataset_facts({"content_sha256": "0" * 64}) == {"image_shape": None, "n_classes": None}

@@ -175,11 +175,19 @@ def energy_notes(runs: pd.DataFrame) -> list[str]:
 
 
 def achieved_summary(runs: pd.DataFrame) -> str | None:
-    """One line on the FLOPs counted, or None where no run has them."""
-    if "flops_train_per_image" not in runs or runs["flops_train_per_image"].isna().all():
-        return None
-    per_model = (
-        runs.dropna(subset=["flops_train_per_image"]).groupby("model")["flops_train_per_image"].first()
-    )
-    counts = ", ".join(f"{model} {value / 1e6:.3g} MFLOP" for model, value in per_model.items())
-    return f"FLOPs per trained image (forward and backward): {counts}."
+    """One line on the FLOPs counted, and the models left uncounted with the layers the counter
+    does not know; None where there is neither."""
+    parts = []
+    if "flops_train_per_image" in runs and runs["flops_train_per_image"].notna().any():
+        per_model = (
+            runs.dropna(subset=["flops_train_per_image"]).groupby("model")["flops_train_per_image"].first()
+        )
+        counts = ", ".join(f"{model} {value / 1e6:.3g} MFLOP" for model, value in per_model.items())
+        parts.append(f"FLOPs per trained image (forward and backward): {counts}.")
+    if "flops_unknown_layers" in runs and runs["flops_unknown_layers"].notna().any():
+        unknown = (
+            runs.dropna(subset=["flops_unknown_layers"]).groupby("model")["flops_unknown_layers"].first()
+        )
+        named = "; ".join(f"{model} (layers {layers})" for model, layers in unknown.items())
+        parts.append(f"Not counted, so no FLOPs or share of the ceiling: {named}.")
+    return " ".join(parts) or None

@@ -13,8 +13,10 @@ import pandas as pd
 
 from mnistbench.grid import ADDED_SETTINGS, MLP_ONLY, PRECISION_TAGS, SETTINGS, added_tags
 
-# The network is one token: the model with, for an mlp, its hidden units and activation.
-NETWORK = ("model", *MLP_ONLY)
+# The network is one token: the model with, for an mlp, its hidden units and activation, and for
+# a network of the user's own, its name (its digest only where one name has two definitions).
+NETWORK = ("model", *MLP_ONLY, "network")
+DIGEST_SHOWN = 6
 PRECISION_NAMES = {**PRECISION_TAGS, "float32": "fp32"}
 JIT_NAMES = {"auto": "jit-auto", "True": "xla", "False": "noxla"}
 # How each setting but the network reads in a label; "-" is a value that does not apply.
@@ -67,12 +69,19 @@ def varying_settings(grid: pd.DataFrame) -> list[str]:
 
 
 def model_label(runs: pd.DataFrame, without: tuple[str, ...] = ()) -> pd.Series:
-    """ "mlp64-linear", "cnn": the network; `without` leaves out hidden_units or activation."""
+    """ "mlp64-linear", "cnn", "widenet-8": the network; `without` leaves out hidden_units or
+    activation. A network name that two definitions share (two files under one name, in two
+    result sets) gets each one's digest: "widenet-8@3f5c1a"."""
     hidden = "" if "hidden_units" in without else runs["hidden_units"].map(value_text)
     activation = "" if "activation" in without else "-" + runs["activation"].astype(str)
-    return pd.Series(
+    label = pd.Series(
         np.where(runs["model"] == "mlp", "mlp" + hidden + activation, runs["model"]), index=runs.index
     )
+    if "network" in runs and runs["network"].notna().any():
+        digests = runs["network"].where(runs["network"].notna())
+        shared = digests.groupby(runs["model"]).transform("nunique") > 1
+        label = label.where(~shared, label + "@" + digests.astype(str).str[:DIGEST_SHOWN])
+    return label
 
 
 def spread(row, column: str, unit: str = " s", digits: int = 2) -> str:
