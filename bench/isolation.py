@@ -5,7 +5,8 @@
 Needs resources/mnist.npz (run the workflow once first). Runs the same small grid twice with
 the real workflow, `train.isolate: true` and `false`, and prints per setting the median train
 phase, its interquartile range relative to the median, and the wall time of each grid: the
-figures behind the default of `train.isolate` (README "Reading the spread").
+figures behind the default of `train.isolate` (docs/reading-the-spread.md; the figures are in
+docs/measurements.md).
 """
 
 from __future__ import annotations

@@ -4,10 +4,14 @@
 #   cluster/local-slurm.sh stop    cancel jobs, stop every daemon by its pid file
 # Needs root and apt-get (Debian 12); no systemd, no cgroups, no accounting database: job
 # status comes from squeue, so finished jobs stay visible for MinJobAge seconds.
+# The node declares two stand-in GPUs of type "standin" (GRES backed by /dev/null and
+# /dev/zero, no real GPU): a job asked with --gpus=1 or --gpus=standin:1 gets one, with
+# CUDA_VISIBLE_DEVICES=0 and SLURM_GPUS_ON_NODE=1; a job that asks for none gets none.
 set -euo pipefail
 
 NODE="${SLURM_NODE:-$(hostname -s)}"
 CONF=/etc/slurm/slurm.conf
+GRES_CONF=/etc/slurm/gres.conf
 log() { echo "[local-slurm] $*"; }
 
 running() { # running PIDFILE NAME
@@ -89,13 +93,27 @@ KillWait=5
 InactiveLimit=0
 Waittime=0
 DefMemPerCPU=${def_mem}
-NodeName=${NODE} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} State=UNKNOWN
+GresTypes=gpu
+NodeName=${NODE} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} Gres=gpu:standin:2 State=UNKNOWN
 PartitionName=debug Nodes=${NODE} Default=YES MaxTime=INFINITE State=UP
 PartitionName=batch Nodes=${NODE} Default=NO MaxTime=INFINITE State=UP
 CONF
   CONF_CHANGED=0
-  if ! cmp -s "$new" "$CONF"; then install -D -m 0644 "$new" "$CONF"; CONF_CHANGED=1; fi
+  install_if_changed "$new" "$CONF"
+  # slurmd counts a GPU only by its device file (a count alone reads as 0 and drains the
+  # node): any character device stands in, since no cgroup restricts devices here.
+  cat > "$new" <<CONF
+# stand-in GPUs written by cluster/local-slurm.sh: no real GPU behind them
+AutoDetect=off
+Name=gpu Type=standin File=/dev/null
+Name=gpu Type=standin File=/dev/zero
+CONF
+  install_if_changed "$new" "$GRES_CONF"
   rm -f "$new"
+}
+
+install_if_changed() { # install_if_changed NEW TARGET  (sets CONF_CHANGED=1 when it did)
+  if ! cmp -s "$1" "$2"; then install -D -m 0644 "$1" "$2"; CONF_CHANGED=1; fi
 }
 
 start() {

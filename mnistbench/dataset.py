@@ -22,10 +22,11 @@ class DataError(ValueError):
     """A dataset file that is unreadable, truncated or holds the wrong arrays."""
 
 
-def check_arrays(arrays: dict[str, np.ndarray], origin: str, sizes=None) -> None:
+def check_arrays(arrays: dict[str, np.ndarray], origin: str, sizes=None, like_mnist: bool = False) -> None:
     """Raise DataError naming `origin` unless the arrays are a well-formed image dataset: uint8
     images (n, h, w) or (n, h, w, c), the same shape in train and test; uint8 labels, one per
-    image; at least two classes.
+    image; at least two classes. `like_mnist`: MNIST's facts too (28x28 images, labels 0-9), for
+    any copy of a built-in dataset, a local one included.
 
     `sizes` pins the (train, test) counts; None accepts any non-empty subset (fixtures).
     """
@@ -51,6 +52,13 @@ def check_arrays(arrays: dict[str, np.ndarray], origin: str, sizes=None) -> None
             f"{origin}: x_train images have shape {arrays['x_train'].shape[1:]}, "
             f"x_test images {arrays['x_test'].shape[1:]}: they must be alike"
         )
+    if like_mnist:
+        for split in ("train", "test"):
+            images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+            if images.shape[1:] != IMAGE_SHAPE:
+                raise DataError(f"{origin}: x_{split} has shape {images.shape}, expected (n, 28, 28)")
+            if labels.max(initial=0) >= N_CLASSES:
+                raise DataError(f"{origin}: y_{split} holds label {labels.max()}, expected 0-9")
     if class_count(arrays["y_train"], arrays["y_test"]) < 2:
         raise DataError(f"{origin}: every label is 0; a classification needs at least 2 classes")
     if sizes is not None:

@@ -55,6 +55,9 @@ def require_gpu(keras) -> str:
         return name
     if "CUDA_VISIBLE_DEVICES" in os.environ:
         reasons.append(f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r}")
+    if "SLURM_JOB_ID" in os.environ:  # whether the request reached the scheduler
+        given = os.environ.get("SLURM_GPUS_ON_NODE") or "no"
+        reasons.append(f"SLURM job {os.environ['SLURM_JOB_ID']} was given {given} GPU(s)")
     if _quietly(lambda: _cpu_only_build(backend)):
         reasons.append("a CPU-only build")
     detail = f" ({'; '.join(reasons)})" if reasons else ""

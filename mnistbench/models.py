@@ -5,6 +5,7 @@ same normalization and the same head."""
 import keras
 from keras import layers
 
+from mnistbench import networks
 from mnistbench.networks import build_body
 
 # MNIST's: the shapes a model is built for when its caller gives none (tests, notebooks).
@@ -59,7 +60,11 @@ def build_model(
     return keras.Model(inputs, outputs, name=run.model)
 
 
-def build_optimizer(run) -> keras.optimizers.Optimizer:
+def build_optimizer(run, network: dict | None = None, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
+    """The run's optimizer at its learning rate (Keras's default where none), or the one that a
+    network's own file builds (networks.build_optimizer: a schedule over the run's steps)."""
+    if network is not None and network.get("optimizer"):
+        return networks.build_optimizer(network, run, steps_per_epoch)
     optimizers = {
         "sgd": keras.optimizers.SGD,
         "adam": keras.optimizers.Adam,

@@ -1,6 +1,6 @@
 """Networks of the user's own: a Python file whose function takes the normalized image tensor
 (one image shaped height x width x channels) and returns a tensor; the workflow adds the input,
-its normalization, a flatten where needed and the classifier head (README "Your own network").
+its normalization, a flatten where needed and the classifier head (docs/configuration.md, "Your own network").
 
 The config names each one under `models` ({file, function, params}). Planning reads the files
 without running them (they exist, parse, define the function) and gives each a digest of what
@@ -35,24 +35,29 @@ class NetworkError(ValueError):
 
 @dataclass(frozen=True)
 class Network:
-    """One entry of `models`: its name, the file (as the config gives it: relative to the
-    working directory, where every job runs, or absolute), the function and its keyword
-    arguments, and the digest of all three."""
+    """One entry of `models`: its name, the file (as resolve found it: relative to the working
+    directory, where every job runs, or absolute), the function and its keyword arguments, and
+    the digest of all three."""
 
     name: str
     file: str
     function: str
     params: dict
     digest: str
+    # A function of the file that builds the optimizer, called with steps_per_epoch and epochs
+    # (a schedule needs them); None: the run's optimizer and learning_rate settings.
+    optimizer: str | None = None
 
     def definition(self) -> dict:
         """What a training job is given to build it."""
         return asdict(self)
 
 
-def _digest(source: bytes, function: str, params: dict) -> str:
+def _digest(source: bytes, function: str, params: dict, optimizer: str | None) -> str:
     digest = hashlib.sha256(source)
     digest.update(b"\0" + function.encode() + b"\0" + json.dumps(params, sort_keys=True).encode())
+    if optimizer is not None:  # absent, the digest stays what it was before this field existed
+        digest.update(b"\0optimizer " + optimizer.encode())
     return digest.hexdigest()[:DIGEST_LENGTH]
 
 
@@ -71,12 +76,22 @@ def _defines(tree: ast.Module, function: str) -> bool:
     return False
 
 
-def read_network(name: str, entry: dict) -> Network:
+def resolve(file: str, workflow_folder=None) -> Path:
+    """FILE as the config gives it: absolute, or relative to the working directory, or failing
+    that to the workflow's folder (where the shipped networks/ are, whatever --directory says)."""
+    path = Path(file)
+    if path.is_absolute() or path.exists() or workflow_folder is None:
+        return path
+    shipped = Path(workflow_folder) / path
+    return shipped if shipped.exists() else path
+
+
+def read_network(name: str, entry: dict, workflow_folder=None) -> Network:
     """The network config key `models.<name>` defines, checked without running its file."""
     key = f"config key 'models.{name}'"
     if name in SHIPPED_MODELS:
         raise NetworkError(f"{key}: {name} is a shipped model; give your network another name")
-    path = Path(entry["file"])
+    path = resolve(entry["file"], workflow_folder)
     function = entry.get("function", "build")
     params = entry.get("params") or {}
     try:
@@ -91,14 +106,19 @@ def read_network(name: str, entry: dict) -> Network:
         raise NetworkError(f"{key}: {path} line {error.lineno}: {error.msg} (a syntax error)") from None
     except ValueError as error:  # null bytes
         raise NetworkError(f"{key}: {path} is not Python source ({error})") from None
-    if not _defines(tree, function):
-        raise NetworkError(f"{key}: {path} defines no function {function!r} at its top level")
-    return Network(name, entry["file"], function, dict(params), _digest(source, function, params))
+    optimizer = entry.get("optimizer")
+    for needed in filter(None, (function, optimizer)):
+        if not _defines(tree, needed):
+            raise NetworkError(f"{key}: {path} defines no function {needed!r} at its top level")
+    digest = _digest(source, function, params, optimizer)
+    return Network(name, str(path), function, dict(params), digest, optimizer)
 
 
-def read_networks(models: dict) -> dict[str, Network]:
-    """Every network of the config's `models`, by name."""
-    return {str(name): read_network(str(name), entry) for name, entry in (models or {}).items()}
+def read_networks(models: dict, workflow_folder=None) -> dict[str, Network]:
+    """Every network of the config's `models`, by name (see resolve for where files are)."""
+    return {
+        str(name): read_network(str(name), entry, workflow_folder) for name, entry in (models or {}).items()
+    }
 
 
 def build_body(definition: dict, x):
@@ -125,8 +145,29 @@ def build_body(definition: dict, x):
     return y
 
 
-def _load_function(definition: dict):
+def build_optimizer(definition: dict, run, steps_per_epoch: int):
+    """The optimizer that the network's file builds for STEPS_PER_EPOCH and the run's epochs; it
+    must be of the run's `optimizer` setting (adam, sgd...), so that labels and tables say true."""
+    function = _load_function(definition, definition["optimizer"])
+    name, path = definition["name"], definition["file"]
+    try:
+        optimizer = function(steps_per_epoch=steps_per_epoch, epochs=run.epochs)
+    except Exception as error:
+        raise NetworkError(
+            f"network {name} ({path}): {definition['optimizer']}() raised {type(error).__name__}: {error}"
+        ) from error
+    built = type(optimizer).__name__.lower()
+    if built != run.optimizer:
+        raise NetworkError(
+            f"network {name} ({path}): {definition['optimizer']}() built {type(optimizer).__name__}, "
+            f"but the run's optimizer setting is {run.optimizer!r}; set optimizer: {built} for it"
+        )
+    return optimizer
+
+
+def _load_function(definition: dict, function_name: str | None = None):
     path = definition["file"]
+    function_name = function_name or definition["function"]
     module_name = f"mnistbench_network_{definition['name'].replace('-', '_')}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
@@ -134,11 +175,9 @@ def _load_function(definition: dict):
         spec.loader.exec_module(module)
     except Exception as error:
         raise NetworkError(f"network {definition['name']} ({path}): importing it raised {error!r}") from error
-    function = getattr(module, definition["function"], None)
+    function = getattr(module, function_name, None)
     if not callable(function):
-        raise NetworkError(
-            f"network {definition['name']} ({path}): {definition['function']} is not a function"
-        )
+        raise NetworkError(f"network {definition['name']} ({path}): {function_name} is not a function")
     return function
 
 

@@ -90,7 +90,7 @@ def untuned(dataset):
     """A tf.data pipeline without autotuning. Keras's own pipelines for arrays are tuned by a
     background thread that competes with the training step on a pinned CPU, and whose end each
     fit() and predict() waits for: 5 s at random at the end of the lesson's fit (TensorFlow
-    2.21; README "Measured here")."""
+    2.21; docs/measurements.md)."""
     import tensorflow as tf
 
     options = tf.data.Options()

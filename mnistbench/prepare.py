@@ -3,7 +3,7 @@
 The images stay uint8 and the model's first layer applies (x - shift) / scale, the same
 arithmetic as normalising beforehand: training never recomputes the statistics, and loads a
 quarter of float32's bytes. `load_prepared` reads each stored member straight into its array
-(see bench/load_npz.py for the ways measured; the README has the figures).
+(see bench/load_npz.py for the ways measured; docs/measurements.md has the figures).
 """
 
 from __future__ import annotations

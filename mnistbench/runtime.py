@@ -101,7 +101,7 @@ def device_name(keras) -> str:
 
 def _inter_op_threads(threads: int) -> int:
     """Pinned to CPUs of its own, one inter-op thread is fastest; unpinned, two (an idle second
-    thread then keeps the pool awake). The README's measurements have the figures."""
+    thread then keeps the pool awake). docs/measurements.md has the figures."""
     return 1 if len(usable_cpus()) <= threads else 2
 
 

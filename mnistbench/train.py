@@ -50,7 +50,8 @@ def choose_fast_path(run: Run, n_train: int, steps_per_execution: int, jit_compi
         jit_compile = True  # without jit, JAX runs every op eagerly, many times slower
     elif jit_compile == "auto":
         # XLA on TensorFlow's CPU path and torch.compile on PyTorch's have not paid off where
-        # measured (README): their compile time outweighs what they save; `true` forces them.
+        # measured (docs/measurements.md, docs/choices.md): their compile time outweighs what they
+        # save; `true` forces them.
         jit_compile = False
     return {"steps_per_execution": int(steps_per_execution), "jit_compile": bool(jit_compile)}
 
@@ -60,7 +61,7 @@ def build_and_compile(run: Run, data: Data, fast: dict, network: dict | None = N
 
     model = build_model(run, data.shift, data.scale, data.x_train.shape[1:], data.n_classes, network)
     model.compile(
-        optimizer=build_optimizer(run),
+        optimizer=build_optimizer(run, network, math.ceil(len(data.x_train) / run.batch_size)),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=fast["steps_per_execution"],

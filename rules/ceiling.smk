@@ -19,6 +19,7 @@ rule ceiling:
         "../envs/mnistbench.yaml"
     threads: ceiling_threads
     resources:
+        **gpu_model_resource(ceiling_gpus),
         gpu=ceiling_gpus,
         # Timed like a training job: never beside one.
         timed_training=1 if config["train"]["isolate"] else 0,

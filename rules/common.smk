@@ -46,7 +46,7 @@ try:
     grid.check_moved_keys(config)
     grid.check_target_names(config)
     # Networks of the user's own, read (not run) by every process: their digests name them.
-    NETWORKS = networks.read_networks(config["models"])
+    NETWORKS = networks.read_networks(config["models"], workflow.basedir)
     # {job name: Measurement (a run's settings and its repeat)}, {job name: its experiments}
     RUNS, EXPERIMENTS = grid.expand(config, NETWORKS)
     if PLANNING:
@@ -333,7 +333,7 @@ def run_repeat(wildcards):
 
 
 def train_mem_mb(wildcards):
-    """Memory for a training job: the cnn's peak is the highest (README has the measured peaks)."""
+    """Memory for a training job: the cnn's peak is the highest (docs/cluster.md: the memory asked)."""
     if config["train"]["mem_mb"]:
         return config["train"]["mem_mb"]
     return 4000 if RUNS[wildcards.run].run.model == "cnn" else 2500
@@ -381,6 +381,16 @@ def train_gpus(wildcards):
     """A gpu run asks for one: the SLURM executor turns it into a GPU request, and
     `--resources gpu=N` bounds them on a workstation."""
     return 1 if RUNS[wildcards.run].run.device == "gpu" else 0
+
+
+def gpu_model_resource(gpus):
+    """train.gpu_model as the resource gpu_model of jobs that `gpus(wildcards)` gives a GPU,
+    only where it is set: the executor plugin asks for a typed GPU whenever gpu_model is set,
+    even for a job of gpu=0."""
+    model = config["train"]["gpu_model"]
+    if not model:
+        return {}
+    return {"gpu_model": lambda wildcards: model if gpus(wildcards) else None}
 
 
 def train_partition(wildcards):

@@ -28,6 +28,7 @@ rule train:
     threads: train_threads
     resources:
         **partition_resource(),
+        **gpu_model_resource(train_gpus),
         mem_mb=train_mem_mb,
         runtime=train_runtime,
         gpu=train_gpus,

@@ -6,7 +6,7 @@ real aggregation (mnistbench.summary.aggregate) writes the summary tables.
     results = make_result_set(tmp_path, n_settings=1000, repeats=2)
     build(..., parameters=report_parameters(results))
 
-The numbers follow a rough model of this machine's measurements (README): train time grows with
+The numbers follow a rough model of this machine's measurements (docs/measurements.md): train time grows with
 epochs and the model's cost per image, falls with batch size until per-step overhead is paid;
 accuracy climbs towards a ceiling per model with the number of updates. A few runs fail or
 crash, one setting diverges, a few repeats are slow (noisy) or overlap another run.

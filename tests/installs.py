@@ -67,7 +67,7 @@ def pip_install(python: Path, *arguments: str) -> None:
 
 
 def run_dot_test(python: Path, folder: Path, *targets: str) -> str:
-    """The .test grid (or TARGETS of it), run in FOLDER as the README says, by Snakemake of
+    """The .test grid (or TARGETS of it), run in FOLDER as docs/development.md says, by Snakemake of
     PYTHON's environment; its console."""
     command = [str(python), "-P", "-m", "snakemake", "--directory", ".test"]
     command += ["--configfile", ".test/config.yaml", "--cores", "2", *targets]

@@ -113,7 +113,7 @@ def test_the_most_repeats_asked_for_a_run_win():
 
 
 def test_expected_train_time_orders_the_shipped_runs_as_measured():
-    # The order measured here (README): the lesson on PyTorch > cnn 3 epochs > blog 20 epochs >
+    # The order measured here (docs/measurements.md): the lesson on PyTorch > cnn 3 epochs > blog 20 epochs >
     # lesson > the same on JAX > mlp batch 128.
     runs = [
         Run(batch_size=4, backend="torch"),

@@ -1,5 +1,5 @@
 """The report at 1000 settings, from a generated result set (no training; the real aggregation):
-it builds, and stays within the limits the README states."""
+it builds, and stays within the limits docs/report.md states."""
 
 import base64
 import re
@@ -12,7 +12,7 @@ from fake_results import make_result_set, report_parameters
 from mnistbench import report
 from mnistbench.plots.key_results import MOST_NAMED
 
-# The README's limits ("The report"): figures at most about two screens tall, a bounded number of
+# The limits in docs/report.md: figures at most about two screens tall, a bounded number of
 # them whatever the number of settings, a page of a few MB.
 MOST_FIGURE_PX = 1800
 MOST_FIGURES = 25
