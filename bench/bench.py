@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnistbench import flops as flops_counts
+from mnistbench.measures import flops as flops_counts
 
 REPO = Path(__file__).resolve().parents[1]
 PREPARED = REPO / "resources/prepared/mnist_scale.npz"
@@ -242,7 +242,7 @@ def compute_floor(lesson_train, threads):
     rate = float(
         subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     )
-    flops = flops_counts.train_flops("mlp", 64) * 60000  # mnistbench/flops.py's convention
+    flops = flops_counts.train_flops("mlp", 64) * 60000  # mnistbench/measures/flops.py's convention
     floor = flops / rate
     report(
         "compute floor, lesson epoch (FLOPs / matmul FLOP/s)",

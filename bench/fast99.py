@@ -56,7 +56,7 @@ def build(keras, config, data):
     from keras import layers
 
     if config["network"] == "cnn":
-        from mnistbench.models import build_model
+        from mnistbench.training.models import build_model
 
         return build_model(SimpleNamespace(model="cnn"), data.shift, data.scale)
     network = load_network(config)
@@ -102,15 +102,15 @@ def train(config: dict) -> dict:
     """One training in this process, as a workflow train job; returns the epochs' rows."""
     import math
 
-    from mnistbench.runtime import start_training_process
+    from mnistbench.training.runtime import start_training_process
 
     backend, threads = config["backend"], config["threads"]
     start_training_process(backend, threads)
-    from mnistbench.compile_ahead import compile_ahead
-    from mnistbench.epochs import EpochLog
-    from mnistbench.pipeline import fit, load_data, predict_test_set
-    from mnistbench.runtime import seed_everything, start_keras
-    from mnistbench.train import choose_fast_path
+    from mnistbench.training.compile_ahead import compile_ahead
+    from mnistbench.training.epochs import EpochLog
+    from mnistbench.training.pipeline import fit, load_data, predict_test_set
+    from mnistbench.training.runtime import seed_everything, start_keras
+    from mnistbench.training.train import choose_fast_path
 
     keras = start_keras(backend, threads)
     keras.mixed_precision.set_global_policy(config.get("precision", "float32"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from bench import Spread, measure_once  # bench/bench.py
-from mnistbench import devices
+from mnistbench.training import devices
 
 SETTINGS = [  # label, threads, precision
     ("threads 1, float32", 1, "float32"),

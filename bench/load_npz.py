@@ -27,7 +27,7 @@ WAYS = {
         "    arrays = {n: np.lib.format.read_array(z.open(n), allow_pickle=False) for n in z.namelist()}",
     ),
     "stored members read straight into arrays (prepare.read_stored_members)": (
-        "from mnistbench.prepare import read_stored_members",
+        "from mnistbench.data.prepare import read_stored_members",
         "arrays = read_stored_members(PATH)",
     ),
 }

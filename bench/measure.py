@@ -12,12 +12,12 @@ import json
 import sys
 import time
 
-from mnistbench.cpus import claim_cpus
+from mnistbench.data.prepare import load_prepared
 from mnistbench.grid import Run
-from mnistbench.prepare import load_prepared
-from mnistbench.runtime import configure_runtime, start_training_process
 from mnistbench.stopwatch import Stopwatch
-from mnistbench.train import train_run
+from mnistbench.training.cpus import claim_cpus
+from mnistbench.training.runtime import configure_runtime, start_training_process
+from mnistbench.training.train import train_run
 
 mode, backend, model, batch_size, epochs, data_path, threads = sys.argv[1:8]
 batch_size, epochs, threads = int(batch_size), int(epochs), int(threads)
@@ -49,7 +49,7 @@ if mode.startswith("workflow"):
 else:
     import keras
 
-    from mnistbench.models import build_model
+    from mnistbench.training.models import build_model
 
     if backend == "tensorflow":
         import tensorflow as tf

@@ -34,8 +34,8 @@ MEASURES = ["train", "epochs", "after last epoch"]
 
 def measure_once(pipeline: str, batch_size: int, epochs: int) -> dict:
     """In this (fresh) process: train once, return the train phase split at the epoch marks."""
-    from mnistbench import pipeline, runtime, train
     from mnistbench.grid import Run
+    from mnistbench.training import pipeline, runtime, train
 
     runtime.start_training_process("tensorflow", 1, True)
     keras = runtime.start_keras("tensorflow", 1)

@@ -6,7 +6,7 @@ generated result set (tests/fake_results.py: no training, the real aggregation) 
 Per size: generates the set in a temporary folder, builds results/report.html from
 notebooks/report.ipynb as rule report does (papermill, then nbconvert), and measures the page;
 with Debian's chromium (and Playwright) also the page's height at 1400 px wide. Generating 1000
-settings takes minutes, most of it in mnistbench.summary.aggregate. Prints a markdown table.
+settings takes minutes, most of it in mnistbench.results.summary.aggregate. Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the generator lives beside the tests 
 
 from fake_results import make_result_set, report_parameters  # noqa: E402
 
-from mnistbench import report  # noqa: E402
+from mnistbench.report import build as report  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WIDTH = 1400

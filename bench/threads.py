@@ -30,7 +30,7 @@ from bench import PREPARED, PYTHON, REPO, Spread  # bench/bench.py
 # Runs bench/measure.py with TensorFlow's op determinism left off (seeds still set).
 NOT_DETERMINISTIC = """
 import runpy, sys
-import mnistbench.train as train
+import mnistbench.training.train as train
 def seed_only(keras, seed):
     keras.utils.set_random_seed(seed)
     return False

@@ -4,7 +4,7 @@ Snakemake silently lowers a job's threads to --cores (and --max-threads, --set-t
 `threads: 8` run on a 4-core call would train on 4 threads and be reported as t8. So a call
 refuses such a run before any job starts (rules/common.smk), and where the cores are only known
 on the node (a cluster job), the training job records the run as failed instead of training it
-(mnistbench/supervise.py). Results from before these checks are caught by the summary.
+(mnistbench/training/supervise.py). Results from before these checks are caught by the summary.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 
-from mnistbench.dataset import FULL_SIZES
+from mnistbench.data.dataset import FULL_SIZES
 from mnistbench.networks import SHIPPED_MODELS
 
 BACKEND_TAGS = {"tensorflow": "tf", "jax": "jax", "torch": "torch"}

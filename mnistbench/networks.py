@@ -9,7 +9,7 @@ network's runs and only those, and two different definitions never compare as on
 training process loads the file and calls the function (build_body). check_builds runs every
 definition once on a symbolic input, in a process of its own, where a framework is imported.
 
-May import: the standard library, mnistbench.dataset; keras only inside build_body and the
+May import: the standard library, mnistbench.data.dataset; keras only inside build_body and the
 checking process.
 """
 

@@ -1,9 +1,9 @@
 # What each backend can do on each device the grid trains on: a matrix-product and a copy
-# probe, once per device, backend, precision and threads (mnistbench/ceiling.py). Only the
+# probe, once per device, backend, precision and threads (mnistbench/training/ceiling.py). Only the
 # report reads them, so a report change never measures again.
 rule ceiling:
     input:
-        code=repo_file("mnistbench/ceiling.py"),
+        code=repo_file("mnistbench/training/ceiling.py"),
     output:
         "results/ceiling/{device}_{backend}_{precision}_t{threads}.json",
     log:

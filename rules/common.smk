@@ -8,10 +8,14 @@ from snakemake.utils import validate
 
 from snakemake.logging import logger
 
-from mnistbench import ceiling, compare, console, cores, grid, locks, prepare, sources
-from mnistbench import networks, summary
-from mnistbench import merge
-from mnistbench.result_sets import ResultSetError, set_files
+from mnistbench.training import ceiling
+from mnistbench.report import compare, console
+from mnistbench import cores, grid, locks
+from mnistbench.data import prepare, sources
+from mnistbench import networks
+from mnistbench.results import summary
+from mnistbench.report import merge
+from mnistbench.results.result_sets import ResultSetError, set_files
 
 # Only the main snakemake plans: it checks what lies outside the workflow (a local_path on the
 # login node, a baseline), settles the folder's locks and forgets runs to retrain. Its jobs,
@@ -155,7 +159,8 @@ CALL_STARTED = time.time()
 
 def say_plan():
     """The console's plan line: how many runs train, how many are done, and about
-    how long the rest takes (mnistbench/console.py); the logger plugin counts on."""
+    how long the rest takes (mnistbench/report/console.py); the logger plugin counts on.
+    """
     in_dag = [job for job in workflow.dag.jobs if job.rule.name == "train"]
     needed = [job for job in workflow.dag.needrun_jobs() if job.rule.name == "train"]
     to_train = sorted(job.wildcards.run for job in needed)

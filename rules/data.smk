@@ -24,7 +24,7 @@ rule download:
 rule prepare:
     input:
         data="resources/{dataset}.npz",
-        code=repo_file("mnistbench/prepare.py"),
+        code=repo_file("mnistbench/data/prepare.py"),
     output:
         "resources/prepared/{dataset}_{normalize}.npz",
     log:

@@ -2,7 +2,9 @@ rule merge:
     input:
         tables=merge_tables,
         code=repo_files(
-            "mnistbench/merge.py", "mnistbench/result_sets.py", "mnistbench/ratios.py"
+            "mnistbench/report/merge.py",
+            "mnistbench/results/result_sets.py",
+            "mnistbench/results/ratios.py",
         ),
     output:
         runs=report(
@@ -39,7 +41,7 @@ rule merged_report:
         settings="results/summary/merged/settings.csv",
         machines="results/summary/merged/machines.csv",
         notebook=repo_file("notebooks/merged.ipynb"),
-        plotting_code=repo_files("mnistbench/plots/machines.py"),
+        plotting_code=repo_files("mnistbench/report/plots/machines.py"),
     output:
         notebook="results/merged.ipynb",
         html=report(

@@ -10,8 +10,8 @@ rule report:
         notebook=repo_file("notebooks/report.ipynb"),
         # Every module of the plots package, so that a new one needs no edit here.
         plotting_code=sorted(
-            os.path.join(repo_file("mnistbench/plots"), name)
-            for name in os.listdir(repo_file("mnistbench/plots"))
+            os.path.join(repo_file("mnistbench/report/plots"), name)
+            for name in os.listdir(repo_file("mnistbench/report/plots"))
             if name.endswith(".py")
         ),
     output:
@@ -60,7 +60,7 @@ rule compare:
         runs="results/summary/runs.csv",
         machine="results/summary/machine.csv",
         baseline=baseline_tables,
-        code=repo_file("mnistbench/compare.py"),
+        code=repo_file("mnistbench/report/compare.py"),
     output:
         table=report(
             "results/summary/compare.csv",

@@ -2,14 +2,14 @@ rule train:
     input:
         data=prepared_data,
         code=repo_files(
-            "mnistbench/train.py",
-            "mnistbench/runtime.py",
-            "mnistbench/pipeline.py",
-            "mnistbench/compile_ahead.py",
-            "mnistbench/epochs.py",
-            "mnistbench/run_outputs.py",
-            "mnistbench/models.py",
-            "mnistbench/supervise.py",
+            "mnistbench/training/train.py",
+            "mnistbench/training/runtime.py",
+            "mnistbench/training/pipeline.py",
+            "mnistbench/training/compile_ahead.py",
+            "mnistbench/training/epochs.py",
+            "mnistbench/training/run_outputs.py",
+            "mnistbench/training/models.py",
+            "mnistbench/training/supervise.py",
         ),
     output:
         model="results/runs/{run}/model.keras",
@@ -44,7 +44,7 @@ rule train:
 rule evaluate:
     input:
         predictions="results/runs/{run}/predictions.npz",
-        code=repo_file("mnistbench/evaluate.py"),
+        code=repo_file("mnistbench/results/evaluate.py"),
     output:
         confusion="results/runs/{run}/confusion.csv",
         per_class="results/runs/{run}/per_class.csv",
@@ -59,7 +59,7 @@ rule evaluate:
 rule mlperf_log:
     input:
         metrics="results/runs/{run}/metrics.json",
-        code=repo_file("mnistbench/mlperf.py"),
+        code=repo_file("mnistbench/results/mlperf.py"),
     output:
         "results/runs/{run}/mlperf.log",
     log:
@@ -81,7 +81,7 @@ rule aggregate:
         per_class=run_paths("per_class.csv"),
         mlperf=run_paths("mlperf.log"),
         provenance=dataset_provenance(),
-        code=repo_file("mnistbench/summary.py"),
+        code=repo_file("mnistbench/results/summary.py"),
     output:
         runs=report(
             "results/summary/runs.csv", category="Summary", labels={"table": "runs"}

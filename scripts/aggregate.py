@@ -1,5 +1,5 @@
 from mnistbench import setup_logging
-from mnistbench.summary import aggregate
+from mnistbench.results.summary import aggregate
 
 setup_logging(snakemake.log[0])
 aggregate(

@@ -1,5 +1,5 @@
 from mnistbench import setup_logging
-from mnistbench.ceiling import run_probe
+from mnistbench.training.ceiling import run_probe
 
 setup_logging(snakemake.log.probe, framework_log=snakemake.log.framework)
 run_probe(

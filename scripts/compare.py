@@ -1,5 +1,5 @@
 from mnistbench import setup_logging
-from mnistbench.compare import run
+from mnistbench.report.compare import run
 
 setup_logging(snakemake.log[0])
 run(

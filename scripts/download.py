@@ -1,6 +1,6 @@
 from mnistbench import setup_logging
+from mnistbench.data.sources import fetch
 from mnistbench.files import save_npz, write_json
-from mnistbench.sources import fetch
 
 setup_logging(snakemake.log[0])
 arrays, provenance = fetch(snakemake.wildcards.dataset, snakemake.params.sources, snakemake.params.cache)

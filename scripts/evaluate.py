@@ -1,5 +1,5 @@
 from mnistbench import setup_logging
-from mnistbench.evaluate import evaluate
+from mnistbench.results.evaluate import evaluate
 
 setup_logging(snakemake.log[0])
 evaluate(snakemake.input.predictions, snakemake.output.confusion, snakemake.output.per_class)

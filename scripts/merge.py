@@ -1,5 +1,5 @@
 from mnistbench import setup_logging
-from mnistbench.merge import run
+from mnistbench.report.merge import run
 
 setup_logging(snakemake.log[0])
 run(

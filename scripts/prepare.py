@@ -1,6 +1,6 @@
 from mnistbench import setup_logging
-from mnistbench.prepare import prepare
-from mnistbench.readers import load_checked
+from mnistbench.data.prepare import prepare
+from mnistbench.data.readers import load_checked
 
 log = setup_logging(snakemake.log[0])
 prepare(load_checked(snakemake.input.data), snakemake.wildcards.normalize, snakemake.output[0])

@@ -1,5 +1,5 @@
 from mnistbench import setup_logging
-from mnistbench.report import build
+from mnistbench.report.build import build
 
 setup_logging(snakemake.log[0])
 build(

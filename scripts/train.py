@@ -1,4 +1,4 @@
-from mnistbench.supervise import time_limit_s, train_supervised
+from mnistbench.training.supervise import time_limit_s, train_supervised
 
 train_supervised(
     {

@@ -11,7 +11,7 @@ Snakemake was installed; `--logger mnistbench` also works where the plugin is in
 
 `MNISTBENCH_CONSOLE=detail` (or `--logger mnistbench --logger-mnistbench-detail`) prints
 everything Snakemake prints, as without the plugin. Dry runs always do. The formatting lives in
-mnistbench/console.py.
+mnistbench/report/console.py.
 """
 
 import logging
@@ -93,7 +93,8 @@ class LogHandler(LogHandlerBase):
         return False
 
     def emit(self, record: logging.LogRecord) -> None:
-        from mnistbench import console, summary
+        from mnistbench.report import console
+        from mnistbench.results import summary
 
         event = getattr(record, "event", None)
         planned = getattr(record, "mnistbench_plan", None)

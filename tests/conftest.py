@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mnistbench import readers
+from mnistbench.data import readers
 from mnistbench.files import save_npz
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,7 +216,7 @@ def session_folder(tmp_path_factory) -> Path:
 @contextlib.contextmanager
 def cpu_turn(alone: bool = False):
     """Training jobs pin themselves to CPUs locked in one folder for the whole machine
-    (mnistbench/cpus.py), so the jobs of two workers spread over the CPUs. A test that needs
+    (mnistbench/training/cpus.py), so the jobs of two workers spread over the CPUs. A test that needs
     every CPU free (two jobs at once, SLURM) takes its turn alone; every other test, and each
     workflow call of a fixture, shares it. A process never waits on itself: a turn taken
     already covers what runs inside it."""

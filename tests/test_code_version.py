@@ -8,8 +8,8 @@ import subprocess
 import pytest
 from conftest import REPO, copy_workflow, snakemake
 
-from mnistbench import machine
 from mnistbench.grid import Run
+from mnistbench.measures import machine
 
 
 def git(folder, *arguments):
@@ -37,15 +37,15 @@ def test_a_copy_inside_another_repository_records_a_digest_of_its_own_files(tmp_
     assert version.startswith("source-sha256:") and outer_head[:12] not in version
     assert version == machine.code_version(copy)  # stable
     # Python's caches, written by every run, are not the code.
-    (copy / "mnistbench/plots/__pycache__").mkdir()
-    (copy / "mnistbench/plots/__pycache__/labels.cpython-311.pyc").write_bytes(b"\0cache")
+    (copy / "mnistbench/report/plots/__pycache__").mkdir()
+    (copy / "mnistbench/report/plots/__pycache__/labels.cpython-311.pyc").write_bytes(b"\0cache")
     assert machine.code_version(copy) == version
     # Every kind of source file counts: each edit gives a new version.
     seen = {version}
     for edited in (
         "rules/train.smk",
-        "mnistbench/plots/labels.py",
-        "mnistbench/mlperf_rules/mnist.yaml",
+        "mnistbench/report/plots/labels.py",
+        "mnistbench/results/mlperf_rules/mnist.yaml",
         "scripts/train.py",
         "Snakefile",
         "notebooks/report.ipynb",

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from conftest import DOT_TEST, REPO, snakemake
 
-from mnistbench import compare
 from mnistbench.grid import Run
+from mnistbench.report import compare
 
 
 def runs_table(times: dict[str, list[float]], factor: float = 1.0) -> pd.DataFrame:

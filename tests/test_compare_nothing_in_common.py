@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from test_compare import MACHINE, TIMES, runs_table, write_baseline
 
-from mnistbench import compare
+from mnistbench.report import compare
 
 
 def failed(runs: pd.DataFrame) -> pd.DataFrame:

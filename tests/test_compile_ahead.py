@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnistbench import prepare
-from mnistbench.compile_ahead import stand_in
-from mnistbench.pipeline import TEST_BATCH_SIZE, Data
+from mnistbench.data import prepare
+from mnistbench.training.compile_ahead import stand_in
+from mnistbench.training.pipeline import TEST_BATCH_SIZE, Data
 
 # The settings each backend trains, each compiled ahead and inside its first epoch: the
 # lesson's model with the backend's default compiler, and a small model with jit_compile
@@ -49,7 +49,7 @@ TRAIN_CASES = """
 import json, sys, warnings
 import numpy as np
 backend, data, root, cases = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-from mnistbench import runtime, train
+from mnistbench.training import runtime, train
 from mnistbench.grid import Run
 runtime.start_training_process(backend, 1, pin_cpus=False)
 compilations = []

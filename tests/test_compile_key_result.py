@@ -6,9 +6,9 @@ From runs as runs.csv has them, through settings.csv (summary.settings_table).""
 import pandas as pd
 import pytest
 
-from mnistbench import summary
 from mnistbench.grid import Run
-from mnistbench.plots.key_results import compile_lines
+from mnistbench.report.plots.key_results import compile_lines
+from mnistbench.results import summary
 
 AHEAD = "ahead"  # train.compile_facts' records, as runs.csv has them
 IN_FIRST_EPOCH = "first epoch over the steady epoch, inside the train phase"

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from conftest import snakemake
 
-from mnistbench import console, grid
+from mnistbench import grid
 from mnistbench.grid import Run
+from mnistbench.report import console
 
 DEFAULTS = {**Run().settings(), "repeats": 2}
 JOBS, _ = grid.expand({"defaults": DEFAULTS, "experiments": {"models": {"model": ["softmax", "cnn"]}}})

@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Claims CPUs in a fresh process (pinning the test process itself would slow the suite), prints
 # the Pinning as JSON, and holds the CPUs for the given seconds. An empty folder: the shared one.
 CLAIM = (
-    "import dataclasses, json, sys, time; from pathlib import Path; from mnistbench.cpus import claim_cpus; "
+    "import dataclasses, json, sys, time; from pathlib import Path; "
+    "from mnistbench.training.cpus import claim_cpus; "
     "pinning = claim_cpus(int(sys.argv[1]), Path(sys.argv[2]) if sys.argv[2] else None); "
     "print(json.dumps(dataclasses.asdict(pinning)), flush=True); time.sleep(float(sys.argv[3]))"
 )
@@ -67,7 +68,9 @@ def shared_tmp():
     jobs of several users: as root, with setpriv, where other users can run this Python."""
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv to run jobs as other users")
-    probe = subprocess.run([*as_user(NOBODY), sys.executable, "-c", "import mnistbench.cpus"], cwd=REPO)
+    probe = subprocess.run(
+        [*as_user(NOBODY), sys.executable, "-c", "import mnistbench.training.cpus"], cwd=REPO
+    )
     if probe.returncode != 0:
         pytest.skip("other users cannot run this Python or import mnistbench")
     folder = Path(tempfile.mkdtemp(prefix="mnistbench-test-", dir="/tmp"))
@@ -119,10 +122,10 @@ def test_a_job_given_every_cpu_is_left_as_it_is(tmp_path):
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 def test_training_process_keeps_out_imports_it_never_uses(backend):
     code = (
-        "import sys; from mnistbench.runtime import configure_runtime, frameworks_loaded, "
+        "import sys; from mnistbench.training.runtime import configure_runtime, frameworks_loaded, "
         "skip_unused_imports; "
         f"configure_runtime({backend!r}, 1); skip_unused_imports({backend!r}); import keras; "
-        "from mnistbench.runtime import seed_everything; seed_everything(keras, 0); "
+        "from mnistbench.training.runtime import seed_everything; seed_everything(keras, 0); "
         "keras.layers.Dense(2)(keras.ops.ones((1, 3))); "
         "print(frameworks_loaded(), bool(sys.modules.get('matplotlib.pyplot')))"
     )

@@ -1,4 +1,4 @@
-"""Choosing the device and recording the hardware (mnistbench.devices), with the real frameworks.
+"""Choosing the device and recording the hardware (mnistbench.training.devices), with the real frameworks.
 
 On a machine without a GPU, as CI is: the GPU paths are checked to fail or stay quiet there.
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from mnistbench import devices
+from mnistbench import records
+from mnistbench.training import devices
 
 BACKENDS = ("tensorflow", "jax", "torch")
 HIDING_VARIABLES = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "JAX_PLATFORMS")
@@ -30,7 +31,7 @@ import json, os, sys
 backend = sys.argv[1]
 os.environ["KERAS_BACKEND"] = backend
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-from mnistbench import devices
+from mnistbench.training import devices
 
 devices.hide_gpus(backend)
 import keras
@@ -139,7 +140,7 @@ def test_require_gpu_fails_in_one_line_naming_the_backend(probes, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gpu_facts_are_none_without_a_gpu(probes, backend):
     report = probe(probes, backend)
-    assert report["gpu_facts"] == dict.fromkeys(devices.GPU_FACT_KEYS)
+    assert report["gpu_facts"] == dict.fromkeys(records.GPU_FACT_KEYS)
     assert report["peak_gpu_memory_mb"] is None
 
 

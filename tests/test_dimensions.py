@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnistbench import compare, plots, summary
 from mnistbench.grid import Run
-from mnistbench.plots import dimensions, figures
-from mnistbench.plots.key_results import MOST_NAMED, dimension_headline
-from mnistbench.plots.labels import setting_label
+from mnistbench.report import compare, plots
+from mnistbench.report.plots import dimensions, figures
+from mnistbench.report.plots.key_results import MOST_NAMED, dimension_headline
+from mnistbench.report.plots.labels import setting_label
+from mnistbench.results import summary
 
 
 def runs_of(sweep: dict, repeats: int = 3, seconds=None, accuracy=None) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The CPU's energy from RAPL (mnistbench/energy.py), on fake powercap trees in tmp_path: the
+"""The CPU's energy from RAPL (mnistbench/measures/energy.py), on fake powercap trees in tmp_path: the
 counters, their wrap-around, and the reasons given where they cannot be read."""
 
 import os
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mnistbench import energy
+from mnistbench.measures import energy
 
 MAX_RANGE = 262143328850  # max_energy_range_uj of a typical package
 

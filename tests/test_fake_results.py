@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from fake_results import default_dimensions, make_config, make_result_set, prefix_sweeps
 
-from mnistbench import grid, summary
+from mnistbench import grid
+from mnistbench.results import summary
 from mnistbench.stopwatch import PHASES, phase_column
 
 N_SETTINGS, REPEATS = 20, 2

@@ -1,5 +1,5 @@
-"""FLOPs per image (mnistbench/flops.py) against hand counts, against the layers of the models
-that mnistbench.models really builds, and against XLA's own count of Keras's compiled steps."""
+"""FLOPs per image (mnistbench/measures/flops.py) against hand counts, against the layers of the models
+that mnistbench.training.models really builds, and against XLA's own count of Keras's compiled steps."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from mnistbench import flops
+from mnistbench.measures import flops
 
 # Hand counts for one 28x28 image; a multiply-add is 2 FLOPs, a bias add 1. Per layer with
 # weights: forward, weight gradient (kernel and bias), input gradient (none for the first layer:
@@ -75,7 +75,7 @@ def test_an_unknown_model_or_a_missing_width_is_refused(model, hidden_units):
 
 # In a process of its own on JAX's CPU (Keras picks its backend once per process, and the test
 # process's framework must start as a training process starts it: test_train sizes its thread
-# pools): the Dense and Conv2D layers of each model mnistbench.models builds, and XLA's count of
+# pools): the Dense and Conv2D layers of each model mnistbench.training.models builds, and XLA's count of
 # FLOPs of its compiled forward pass and of Keras's own train step (the function fit() jits:
 # forward, loss, gradients, the optimizer's update and the metrics), per image of a batch.
 XLA_BATCH = 128
@@ -84,7 +84,7 @@ import json, sys
 import jax
 import numpy as np
 from mnistbench import grid
-from mnistbench.models import build_model, build_optimizer
+from mnistbench.training.models import build_model, build_optimizer
 
 batch = int(sys.argv[1])
 

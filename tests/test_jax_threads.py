@@ -6,12 +6,12 @@ import sys
 
 import pytest
 
-from mnistbench.cpus import usable_cpus
+from mnistbench.training.cpus import usable_cpus
 
 # Starts as a training job does, unpinned, runs one compiled step, and counts XLA's pool.
 COUNT_POOL = """
 import os, sys
-from mnistbench import runtime
+from mnistbench.training import runtime
 runtime.start_training_process("jax", int(sys.argv[1]), pin_cpus=False)
 import jax, jax.numpy as jnp
 x = jnp.ones((256, 256))

@@ -31,7 +31,7 @@ def _trainers(run):
     found = []
     for process in psutil.process_iter(["cmdline"]):
         command = process.info["cmdline"] or []
-        if "mnistbench.train import main" in " ".join(command) and f'"name": "{run}"' in command[-1]:
+        if "mnistbench.training.train import main" in " ".join(command) and f'"name": "{run}"' in command[-1]:
             found.append(process)
     return found
 

@@ -13,9 +13,11 @@ from fake_results import make_result_set
 from test_compare import TIMES, runs_table, write_baseline
 from test_report_scale import MOST_FIGURE_PX, MOST_FIGURES, MOST_MB, figure_heights
 
-from mnistbench import merge, ratios, report
-from mnistbench.plots import machines as by_machine
-from mnistbench.result_sets import ResultSetError
+from mnistbench.report import build as report
+from mnistbench.report import merge
+from mnistbench.report.plots import machines as by_machine
+from mnistbench.results import ratios
+from mnistbench.results.result_sets import ResultSetError
 
 FACTS = {
     "workstation": {"hostname": "ws", "cpu_model": "AMD EPYC", "cores_logical": 2},
@@ -184,7 +186,7 @@ def test_ten_sets_of_a_thousand_settings_merge_into_a_report_within_the_stated_l
 def test_compare_labels_settings_as_the_report_does(tmp_path):
     """The finding: four settings of one grid that differ in learning rate and normalize all read
     `mnist mlp64-linear adam b32 e1 s0 tensorflow` on compare.html."""
-    from mnistbench import compare
+    from mnistbench.report import compare
 
     runs = pd.concat(
         runs_table({"32": [1.0, 1.1]}).assign(learning_rate=rate, normalize=normalize)

@@ -9,9 +9,10 @@ from conftest import REPO
 from test_compare import TIMES, runs_table, write_baseline
 from test_merge import FACTS, three_sets
 
-from mnistbench import compare, merge, report
-from mnistbench.plots import machines as by_machine
-from mnistbench.result_sets import ResultSetError
+from mnistbench.report import build as report
+from mnistbench.report import compare, merge
+from mnistbench.report.plots import machines as by_machine
+from mnistbench.results.result_sets import ResultSetError
 
 OUTPUTS = ("runs", "settings", "machines")
 

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from mnistbench import mlperf
 from mnistbench.grid import Run
+from mnistbench.results import mlperf
 
 SUBMISSION = {"org": "mnistbench tests", "platform": "testhost CPU"}
 T0 = 1_700_000_000.0

@@ -1,4 +1,4 @@
-"""FLOPs of any Keras model (mnistbench/model_flops.py) against hand counts per layer type, against
+"""FLOPs of any Keras model (mnistbench/measures/model_flops.py) against hand counts per layer type, against
 flops.py's counts of the shipped models, and against XLA's count of Keras's compiled steps.
 
 Keras runs in subprocesses on JAX's CPU only: building a model in the test process would start
@@ -13,7 +13,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from mnistbench import flops
+from mnistbench.measures import flops
 
 # Each layer alone after its Input, for one image. Row: forward, weight gradient, input gradient,
 # batch statistics. A multiply-add (MA) is 2 FLOPs, a bias add 1.
@@ -60,8 +60,9 @@ COUNTS = """
 import json, sys
 import keras
 from keras import layers as L
-from mnistbench import grid, model_flops
-from mnistbench.models import build_model
+from mnistbench import grid
+from mnistbench.measures import model_flops
+from mnistbench.training.models import build_model
 
 hand = json.loads(sys.argv[1])
 
@@ -238,8 +239,9 @@ import jax
 import keras
 import numpy as np
 from keras import layers as L
-from mnistbench import grid, model_flops
-from mnistbench.models import build_model, build_optimizer
+from mnistbench import grid
+from mnistbench.measures import model_flops
+from mnistbench.training.models import build_model, build_optimizer
 
 batch, small = int(sys.argv[1]), json.loads(sys.argv[2])
 

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from conftest import make_image_set, snakemake, write_idx_folder
 
-from mnistbench import run_outputs
-from mnistbench.dataset import content_digest
-from mnistbench.evaluate import evaluate
+from mnistbench.data.dataset import content_digest
+from mnistbench.data.prepare import prepare
 from mnistbench.files import save_npz
-from mnistbench.pipeline import load_data
-from mnistbench.prepare import prepare
+from mnistbench.results.evaluate import evaluate
+from mnistbench.training import run_outputs
+from mnistbench.training.pipeline import load_data
 
 
 def sha256_of(path) -> str:

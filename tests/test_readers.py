@@ -6,10 +6,10 @@ import pickle
 import numpy as np
 import pytest
 
-from mnistbench import readers
-from mnistbench.dataset import check_arrays, class_count, content_digest, image_shape
+from mnistbench.data import readers
+from mnistbench.data.dataset import check_arrays, class_count, content_digest, image_shape
+from mnistbench.data.readers import DataError, load_checked
 from mnistbench.files import save_npz
-from mnistbench.readers import DataError, load_checked
 
 
 def test_npz_idx_and_pickle_decode_to_identical_arrays(formats, arrays):
@@ -134,7 +134,7 @@ def test_idx_header_whose_sizes_overflow_is_refused(tmp_path):
 
 
 def test_standardize_refuses_images_without_variance(arrays):
-    from mnistbench.prepare import statistics
+    from mnistbench.data.prepare import statistics
 
     with pytest.raises(DataError, match="standardize needs images that vary"):
         statistics(arrays["x_train"] * 0, "standardize")

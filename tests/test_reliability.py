@@ -15,8 +15,8 @@ import psutil
 import pytest
 from conftest import REPO, damage_prepared_data, make_arrays, snakemake, snakemake_command
 
-from mnistbench import mlperf
 from mnistbench.files import save_npz
+from mnistbench.results import mlperf
 
 SMALL = {
     "defaults": {"batch_size": 32, "hidden_units": 8, "epochs": 2},
@@ -328,7 +328,9 @@ def test_a_training_process_killed_as_the_oom_killer_does_is_recorded_as_crashed
     victim, deadline = None, time.monotonic() + 300
     while victim is None and time.monotonic() < deadline:
         time.sleep(0.2)
-        training = [p for p in _descendants(process.pid) if "mnistbench.train import main" in _command(p)]
+        training = [
+            p for p in _descendants(process.pid) if "mnistbench.training.train import main" in _command(p)
+        ]
         for trainer in training:
             name = json.loads(trainer.cmdline()[-1])["name"]
             log = tmp_path / "results/runs" / name / "train.log"
@@ -338,7 +340,9 @@ def test_a_training_process_killed_as_the_oom_killer_does_is_recorded_as_crashed
                 killed = name
                 break
     assert victim is not None, "no training process was caught running"
-    assert "mnistbench.train import main" in " ".join(victim.cmdline())  # the trainer, not its supervisor
+    assert "mnistbench.training.train import main" in " ".join(
+        victim.cmdline()
+    )  # the trainer, not its supervisor
     victim.send_signal(signal.SIGKILL)
     output, _ = process.communicate(timeout=600)
 

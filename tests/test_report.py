@@ -136,11 +136,11 @@ def test_editing_the_notebook_or_plotting_code_reruns_only_the_report(built):
     assert "mnistbench report (edited)" in page
     assert "No ceiling was measured" in page  # this grid sets report: ceiling: false (conftest)
 
-    plots = work / "mnistbench/plots/labels.py"
+    plots = work / "mnistbench/report/plots/labels.py"
     plots.write_text(plots.read_text() + "\n# edited\n")
     assert planned_jobs(work, config) == {"report", "all"}
 
-    summary = work / "mnistbench/summary.py"
+    summary = work / "mnistbench/results/summary.py"
     summary.write_text(summary.read_text() + "\n# edited\n")
     assert planned_jobs(work, config) == {"aggregate", "report", "all"}
 

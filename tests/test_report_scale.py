@@ -9,8 +9,8 @@ import pytest
 from conftest import REPO
 from fake_results import make_result_set, report_parameters
 
-from mnistbench import report
-from mnistbench.plots.key_results import MOST_NAMED
+from mnistbench.report import build as report
+from mnistbench.report.plots.key_results import MOST_NAMED
 
 # The limits in docs/report.md: figures at most about two screens tall, a bounded number of
 # them whatever the number of settings, a page of a few MB.

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from mnistbench import report_tables
+from mnistbench.report import tables as report_tables
 
 
 def test_interactive_table_keeps_every_row_and_its_id():

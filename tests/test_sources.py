@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import requests
 
-from mnistbench import grid, readers, sources
-from mnistbench.dataset import content_digest
+from mnistbench import grid
+from mnistbench.data import readers, sources
+from mnistbench.data.dataset import content_digest
+from mnistbench.data.sources import NoSourceError, fetch
 from mnistbench.grid import ConfigError
-from mnistbench.sources import NoSourceError, fetch
 
 
 def sha256(path):

@@ -10,8 +10,9 @@ import time
 import psutil
 import pytest
 
-from mnistbench import prepare, supervise
+from mnistbench.data import prepare
 from mnistbench.grid import Run
+from mnistbench.training import supervise
 
 
 @pytest.fixture
@@ -37,7 +38,9 @@ def job(tmp_path, arrays):
         "framework_log": str(tmp_path / "framework.log"),
         "time_limit_s": 600,
     }
-    start = "import json, sys, mnistbench.supervise as s; s.train_supervised(json.loads(sys.argv[1]))"
+    start = (
+        "import json, sys, mnistbench.training.supervise as s; s.train_supervised(json.loads(sys.argv[1]))"
+    )
     # -P as Snakemake's script runner: the supervisor's own sys.path does not hold the folder.
     supervisor = subprocess.Popen([sys.executable, "-P", "-c", start, json.dumps(spec)], cwd=tmp_path)
     deadline = time.monotonic() + 300
@@ -94,7 +97,8 @@ def test_the_time_limit_is_a_minute_before_the_jobs_runtime(minutes, seconds):
 def test_no_supervisor_imports_a_framework():
     """So that the OOM killer, which picks the largest process, picks the trainer."""
     code = (
-        "import sys, mnistbench.supervise; print(sorted({'tensorflow', 'jax', 'torch'} & set(sys.modules)))"
+        "import sys, mnistbench.training.supervise; "
+        "print(sorted({'tensorflow', 'jax', 'torch'} & set(sys.modules)))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
     assert loaded.stdout.strip() == "[]", loaded.stderr

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from conftest import snakemake, snakemake_command
 
-from mnistbench import cores, summary
+from mnistbench import cores
 from mnistbench.grid import Run
+from mnistbench.results import summary
 
 SMALL = {"model": "softmax", "batch_size": 32, "epochs": 1}
 WIDE = Run.of({**SMALL, "threads": 2}).name

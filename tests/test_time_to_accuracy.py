@@ -6,9 +6,9 @@ import math
 import pandas as pd
 import pytest
 
-from mnistbench import summary
 from mnistbench.grid import Run
-from mnistbench.plots import time_to_accuracy as tta
+from mnistbench.report.plots import time_to_accuracy as tta
+from mnistbench.results import summary
 
 TARGETS = [0.9, 0.95, 0.97, 0.99]
 

@@ -7,9 +7,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from mnistbench import plots, summary
 from mnistbench.grid import Run
-from mnistbench.plots import time_to_accuracy as tta
+from mnistbench.report import plots
+from mnistbench.report.plots import time_to_accuracy as tta
+from mnistbench.results import summary
 
 TARGETS = [0.9, 0.95, 0.97, 0.98, 0.99]
 

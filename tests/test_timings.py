@@ -10,7 +10,8 @@ import pytest
 from cloudmesh.common.StopWatch import StopWatch
 from conftest import DOT_TEST, copy_results, snakemake
 
-from mnistbench import machine, summary
+from mnistbench.measures import machine
+from mnistbench.results import summary
 from mnistbench.stopwatch import Stopwatch, benchmark_block
 
 

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnistbench import pipeline, prepare, run_outputs, runtime, train
+from mnistbench.data import prepare
 from mnistbench.grid import Run
 from mnistbench.stopwatch import PHASES, Stopwatch
+from mnistbench.training import pipeline, run_outputs, runtime, train
 
 RUN = Run(model="mlp", hidden_units=16, activation="relu", batch_size=32, epochs=2)
 OPTIONS = {"steps_per_execution": 0}

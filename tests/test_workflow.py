@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from conftest import make_arrays, snakemake
 
-from mnistbench import mlperf, readers
-from mnistbench.dataset import content_digest
+from mnistbench.data import readers
+from mnistbench.data.dataset import content_digest
+from mnistbench.data.prepare import load_prepared, normalized
 from mnistbench.files import save_npz
-from mnistbench.prepare import load_prepared, normalized
+from mnistbench.results import mlperf
 
 
 def test_download_skips_a_corrupt_mirror_then_prepares(tmp_path, formats, arrays, serve):
