@@ -14,7 +14,8 @@ from pathlib import Path
 
 import psutil
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+# This file is mnistbench/measures/machine.py: the package is two folders up, the workflow three.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 PACKAGES = ("tensorflow", "keras", "jax", "numpy", "pandas", "snakemake")
 

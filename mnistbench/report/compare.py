@@ -20,6 +20,7 @@ from scipy import stats
 
 from mnistbench.files import atomic_write, write_csv
 from mnistbench.grid import SETTINGS
+from mnistbench.report.plots.axes import log_axis
 from mnistbench.report.plots.labels import setting_label, setting_texts
 from mnistbench.report.plots.machines import machines_frame, machines_html
 from mnistbench.results.ratios import TOO_FEW, VERDICTS, ratio_interval, verdict
@@ -160,7 +161,8 @@ def _ratio_plot(table: pd.DataFrame, grid: pd.DataFrame) -> str:
     )
     axes.scatter(ratio, range(len(data)), c=list(colors), zorder=3)
     axes.axvline(1, color="black", lw=1)
-    axes.set(xscale="log", yticks=range(len(data)), yticklabels=labels, ylabel="")
+    axes.set(yticks=range(len(data)), yticklabels=labels, ylabel="")
+    log_axis(axes, "x")
     axes.set_xlabel("train phase, this set / baseline (median, bootstrap interval); below 1 is faster")
     figure.tight_layout()
     buffer = io.BytesIO()

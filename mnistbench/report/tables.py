@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 from itables import init_notebook_mode, to_html_datatable
 
@@ -31,10 +32,13 @@ OPTIONS = {
     # Left-aligned under the controls, not centred between them.
     "style": "table-layout:auto;width:auto;margin:0",
     # The lab template right-aligns every cell; text reads better left-aligned, numbers stay right.
-    # (Selectors more specific than the template's own.)
+    # (Selectors more specific than the template's own.) A wide table scrolls sideways under its
+    # controls rather than squeezing its columns: the setting column keeps each label on one line.
     "css": (
         ".jp-RenderedHTMLCommon table.dataTable :is(th, td) {text-align: left}"
         " .jp-RenderedHTMLCommon table.dataTable :is(th, td).dt-type-numeric {text-align: right}"
+        " .jp-RenderedHTMLCommon table.dataTable :is(th, td).setting {white-space: nowrap}"
+        " div.dt-container div.dt-layout-table {overflow-x: auto}"
     ),
     "showIndex": False,
     "show_dtypes": False,
@@ -57,10 +61,10 @@ def to_html(
     page_length: int = 25,
     float_format: Callable[[float], str] | None = "{:.4g}".format,
 ) -> str:
-    """The HTML of `frame` as a DataTable whose <table> has the id `name`."""
-    # Missing text shows as an empty cell, not "NaN"; numbers keep their NaN so they still sort.
-    text = frame.select_dtypes(exclude="number").columns
-    frame = frame.astype({column: object for column in text}).fillna({column: "" for column in text})
+    """The HTML of `frame` as a DataTable whose <table> has the id `name`. A missing number shows as
+    "-", missing text as an empty cell: never NaN or None."""
+    frame = without_missing(frame, float_format)
+    setting = [index for index, column in enumerate(frame.columns) if column == "setting"]
     # itables formats floats with pandas' own formatter (shown formatted, sorted by value).
     with pd.option_context("display.float_format", float_format):
         return to_html_datatable(
@@ -68,5 +72,50 @@ def to_html(
             table_id=name,
             pageLength=page_length,
             lengthMenu=[10, 25, 100, {"label": "All", "value": -1}],
+            **({"columnDefs": [{"targets": setting, "className": "setting"}]} if setting else {}),
             **OPTIONS,
         )
+
+
+# A missing number's cell. DataTables counts "-" as empty, so a column of numbers and "-" still
+# sorts as numbers.
+MISSING_NUMBER = "-"
+
+
+def without_missing(frame: pd.DataFrame, float_format: Callable[[float], str] | None = "{:.4g}".format):
+    """`frame` with no missing value left to print as NaN, None or <NA>: text columns hold "" there;
+    number columns with a gap become text, each number formatted by float_format, "-" in the gap."""
+    frame = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if not values.isna().any():
+            continue
+        if _numbers(values):
+            frame[column] = [MISSING_NUMBER if pd.isna(v) else _number_text(v, float_format) for v in values]
+        else:
+            frame[column] = values.astype(object).where(values.notna(), "")
+    return frame
+
+
+def _numbers(values: pd.Series) -> bool:
+    """Whether a column holds numbers only (a float column, or an object one of numbers and None)."""
+    if pd.api.types.is_bool_dtype(values):
+        return False
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    present = values.dropna()
+    return len(present) > 0 and present.map(lambda v: isinstance(v, int | float | np.number)).all()
+
+
+def _number_text(value, float_format) -> str:
+    is_float = isinstance(value, float | np.floating)
+    return float_format(value) if is_float and float_format else str(value)
+
+
+def static_html(frame: pd.DataFrame, name: str, float_format=None, missing: str = MISSING_NUMBER) -> str:
+    """A short table as plain HTML (class "dataframe", in a box that scrolls sideways when it is wider
+    than the page), every missing value as `missing`, never NaN or None."""
+    text = frame.select_dtypes(exclude="number").columns  # na_rep misses None in a text column
+    filled = frame.astype({column: object for column in text}).fillna({column: missing for column in text})
+    table = filled.to_html(table_id=name, index=False, na_rep=missing, float_format=float_format)
+    return f'<div class="wide-table">{table}</div>'

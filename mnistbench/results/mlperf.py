@@ -41,7 +41,7 @@ _logger.propagate = False  # not into the root logger's handlers (the run's log,
 _logger.setLevel(logging.INFO)
 _lock = threading.Lock()
 # mllog adds the calling file to each line; this prefix is trimmed from it (mllog takes a regex).
-_ROOT = re.escape(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_ROOT = re.escape(str(Path(os.path.abspath(__file__)).parents[2]))  # the workflow's folder
 
 
 def _ms(seconds: float) -> int:

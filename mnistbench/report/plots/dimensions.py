@@ -14,9 +14,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import LogFormatter
 
 from mnistbench.grid import MLP_ONLY, SETTINGS
+from mnistbench.report.plots.axes import log_axis
 from mnistbench.report.plots.labels import (
     finished,
     is_number,
@@ -274,11 +274,9 @@ def dimension_figure(section: DimensionSection, most: int = MOST_GROUPS):
             _errorbar(ax, x, group, column, style)
     for ax, (_, ylabel, scale) in zip(axes[0], panels, strict=True):
         ax.set(xticks=range(len(values)), xticklabels=values, xlabel=section.dimension, ylabel=ylabel)
-        ax.set_yscale(scale)
         ax.set_xlim(-0.5, len(values) - 0.5)
-        if scale == "log":  # seconds as plain numbers, not powers of ten
-            ax.yaxis.set_major_formatter(LogFormatter())
-            ax.yaxis.set_minor_formatter(LogFormatter())
+        if scale == "log":
+            log_axis(ax, "y")
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=2, fontsize="small", frameon=False)
     figure.tight_layout(rect=(0, (0.3 * legend_rows + 0.2) / height, 1, 1))

@@ -9,6 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from mnistbench.records import CEILING_KEYS as KEYS
+from mnistbench.report.plots.axes import log_axis
 from mnistbench.report.plots.labels import finished, setting_label, value_text
 from mnistbench.report.plots.time_to_accuracy import MOST_LINES, targets_in
 
@@ -94,15 +95,11 @@ def ceiling_figure(runs: pd.DataFrame, records: list[dict], most: int = MOST_LIN
         ax=axes,
         palette=sns.color_palette("colorblind" if len(chosen) <= 10 else "husl", len(chosen)),
     )
-    axes.set(
-        xscale="log",
-        yscale="log",
-        xlabel="batch size",
-        ylabel="% of the ceiling (matmul FLOP/s)",
-    )
+    axes.set(xlabel="batch size", ylabel="% of the ceiling (matmul FLOP/s)")
+    log_axis(axes, "x")
+    log_axis(axes, "y")
     axes.set_xticks(sorted(data["batch_size"].unique()), minor=False)  # the batch sizes that ran
     axes.xaxis.set_minor_locator(plt.NullLocator())
-    axes.xaxis.set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:g}"))
     axes.yaxis.set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:g}%"))
     axes.legend(title=None, fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()

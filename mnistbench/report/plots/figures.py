@@ -13,6 +13,7 @@ import pandas as pd
 import seaborn as sns
 
 from mnistbench.grid import SETTINGS
+from mnistbench.report.plots.axes import log_axis
 from mnistbench.report.plots.labels import finished, model_label, setting_label, setting_texts
 from mnistbench.report.plots.tables import PHASE_COLUMNS
 from mnistbench.report.plots.time_to_accuracy import MOST_LINES, first_repeats
@@ -107,9 +108,8 @@ def train_time_spread(runs: pd.DataFrame, shown: pd.DataFrame):
         ax=axes,
         legend=False,
     )
-    axes.set(
-        xscale="log", xlabel="train phase (s), each repeat a dot (darker: overlapped another run)", ylabel=""
-    )
+    axes.set(xlabel="train phase (s), each repeat a dot (darker: overlapped another run)", ylabel="")
+    log_axis(axes, "x")
     figure.tight_layout()
     return figure
 
@@ -165,7 +165,8 @@ def accuracy_vs_train_time(runs: pd.DataFrame):
     )
     front = pareto_front(data)
     axes.plot(front["time_train"], front["test_accuracy"], "k--", lw=1, label="Pareto front")
-    axes.set(xscale="log", xlabel="train phase (s)", ylabel="test accuracy")
+    axes.set(xlabel="train phase (s)", ylabel="test accuracy")
+    log_axis(axes, "x")
     axes.legend(fontsize="small", loc="lower right")
     figure.tight_layout()
     return figure, front.assign(setting=setting_label(front, grid=data))

@@ -14,6 +14,7 @@ import pandas as pd
 import seaborn as sns
 
 from mnistbench.grid import SETTINGS
+from mnistbench.report.plots.axes import log_axis
 from mnistbench.report.plots.labels import finished, is_number, model_label, setting_label
 
 # Enough lines to compare, few enough to tell apart (ten colours, then a second marker).
@@ -214,7 +215,8 @@ def accuracy_vs_time(history: pd.DataFrame, runs: pd.DataFrame, most: int = MOST
         axes.annotate(
             percent(target), (1, float(target)), xycoords=("axes fraction", "data"), fontsize="x-small"
         )
-    axes.set(xscale="log", xlabel="train clock (s, evaluations off the clock)", ylabel="test accuracy")
+    axes.set(xlabel="train clock (s, evaluations off the clock)", ylabel="test accuracy")
+    log_axis(axes, "x")
     axes.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.06, 1))
     figure.tight_layout()
     return figure
