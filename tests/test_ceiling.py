@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 
 from mnistbench import grid
+from mnistbench.report.plots.efficiency import read_ceilings
 from mnistbench.training import ceiling
 
 PROBE = """
@@ -109,6 +110,6 @@ def test_unreadable_ceiling_files_become_records_with_their_error(tmp_path):
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_text(json.dumps({"device": "cpu", "matmul_flops_per_s": 1e11}))
     bad.write_text("{")
-    records = ceiling.read_ceilings([good, bad, tmp_path / "missing.json"])
+    records = read_ceilings([good, bad, tmp_path / "missing.json"])
     assert records[0]["matmul_flops_per_s"] == 1e11
     assert str(bad) in records[1]["error"] and str(tmp_path / "missing.json") in records[2]["error"]

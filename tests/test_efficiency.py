@@ -10,8 +10,8 @@ from fake_results import N_TRAIN, make_result_set, summarize
 
 from mnistbench.report import plots
 from mnistbench.report.plots import efficiency as report_efficiency
+from mnistbench.report.plots.efficiency import read_ceilings
 from mnistbench.results import efficiency
-from mnistbench.training.ceiling import read_ceilings
 
 H200 = {
     "gpu_name": "NVIDIA H200",

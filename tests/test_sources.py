@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from mnistbench import grid
-from mnistbench.data import readers, sources
+from mnistbench.data import dataset, readers, sources
 from mnistbench.data.dataset import content_digest
 from mnistbench.data.sources import NoSourceError, fetch
 from mnistbench.grid import ConfigError
@@ -181,7 +181,7 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 def test_debian_fashion_mnist_matches_its_pinned_digest(tmp_path):
     debian = sources.sources_for("fashion_mnist", None, None)[-1]
     fetched, provenance = fetch("fashion_mnist", [debian], tmp_path)
-    assert provenance["content_sha256"] == sources.BUILTIN_DIGESTS["fashion_mnist"]
+    assert provenance["content_sha256"] == dataset.BUILTIN_DIGESTS["fashion_mnist"]
     assert len(fetched["x_train"]) == 60000
 
 
@@ -301,11 +301,11 @@ def test_image_shape_of_a_dataset_reads_no_more_than_headers(own_formats):
 
 
 def test_datasets_table_facts_from_provenance():
-    assert sources.dataset_facts({"image_shape": [20, 24, 3], "n_classes": 5}) == {
+    assert dataset.dataset_facts({"image_shape": [20, 24, 3], "n_classes": 5}) == {
         "image_shape": "20x24x3",
         "n_classes": 5,
     }
     # Fetched before the facts were recorded: known only for a built-in dataset's arrays.
-    old = {"content_sha256": sources.BUILTIN_DIGESTS["fashion_mnist"]}
-    assert sources.dataset_facts(old) == {"image_shape": "28x28x1", "n_classes": 10}
-    assert sources.dataset_facts({"content_sha256": "0" * 64}) == {"image_shape": None, "n_classes": None}
+    old = {"content_sha256": dataset.BUILTIN_DIGESTS["fashion_mnist"]}
+    assert dataset.dataset_facts(old) == {"image_shape": "28x28x1", "n_classes": 10}
+    assert dataset.dataset_facts({"content_sha256": "0" * 64}) == {"image_shape": None, "n_classes": None}

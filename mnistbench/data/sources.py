@@ -33,9 +33,9 @@ import pooch
 
 from mnistbench.data import readers
 from mnistbench.data.dataset import (
+    BUILTIN_DIGESTS,
     FULL_SIZES,
     IMAGE_SHAPE,
-    N_CLASSES,
     DataError,
     check_arrays,
     class_count,
@@ -123,11 +123,6 @@ BUILTIN_SOURCES = {
 }
 
 
-# Every built-in source of a dataset must decode to exactly these arrays (see content_digest).
-BUILTIN_DIGESTS = {
-    "mnist": "869043a08a4d18821fa17546401bfbe66053b5e347a0a99c9ae9e6cbd1f08db0",
-    "fashion_mnist": "82aa995a3fccbc9bfb41fa0853f4a48f92e8e42aeb13f78237dd85be83c6e51e",
-}
 for _dataset, _dataset_sources in BUILTIN_SOURCES.items():
     for _source in _dataset_sources:
         _source.update(sizes=FULL_SIZES, digest=BUILTIN_DIGESTS[_dataset])
@@ -408,12 +403,3 @@ def image_shape(dataset: str, data_config: dict) -> tuple[int, int, int]:
     if dataset in BUILTIN_SOURCES:
         return (*IMAGE_SHAPE, 1)
     raise DataError(f"{dataset}: no local_path under data, so its images are unknown")
-
-
-def dataset_facts(provenance: dict) -> dict:
-    """A fetched dataset's image shape ("28x28x1") and class count, from its provenance; one
-    fetched before these were recorded has them only if it is a built-in dataset's arrays."""
-    shape, n_classes = provenance.get("image_shape"), provenance.get("n_classes")
-    if shape is None and provenance.get("content_sha256") in BUILTIN_DIGESTS.values():
-        shape, n_classes = [*IMAGE_SHAPE, 1], N_CLASSES
-    return {"image_shape": "x".join(map(str, shape)) if shape else None, "n_classes": n_classes}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mnistbench import cores
-from mnistbench.data import sources
+from mnistbench.data import dataset
 from mnistbench.files import write_csv
 from mnistbench.grid import SETTINGS, target_label  # target_label names time_to_<t>
 from mnistbench.measures import machine
@@ -188,7 +188,7 @@ def aggregate(inputs: dict, outputs: dict, experiments: dict[str, list[str]], ta
         datasets.append(
             {
                 **{key: provenance.get(key) for key in ("dataset", "source", "address", "content_sha256")},
-                **sources.dataset_facts(provenance),  # image_shape, n_classes
+                **dataset.dataset_facts(provenance),  # image_shape, n_classes
                 "fetched_at": provenance.get("fetched_at"),
             }
         )

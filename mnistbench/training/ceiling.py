@@ -14,7 +14,6 @@ fails: where it cannot measure, its file says why, and the report shows no ceili
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import platform
@@ -167,14 +166,3 @@ def run_probe(
         record["error"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
     write_json(output, record)
     return record
-
-
-def read_ceilings(paths) -> list[dict]:
-    """The ceiling files' records; an unreadable file is a record with its error."""
-    records = []
-    for path in paths:
-        try:
-            records.append(json.loads(open(path).read()))
-        except (OSError, ValueError) as error:
-            records.append({"error": f"{path}: {error}"})
-    return records

@@ -4,6 +4,8 @@ power and energy, and CPU energy where RAPL was readable (never a 0 where nothin
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -188,3 +190,14 @@ def achieved_summary(runs: pd.DataFrame) -> str | None:
         named = "; ".join(f"{model} (layers {layers})" for model, layers in unknown.items())
         parts.append(f"Not counted, so no FLOPs or share of the ceiling: {named}.")
     return " ".join(parts) or None
+
+
+def read_ceilings(paths) -> list[dict]:
+    """The ceiling files' records; an unreadable file is a record with its error."""
+    records = []
+    for path in paths:
+        try:
+            records.append(json.loads(open(path).read()))
+        except (OSError, ValueError) as error:
+            records.append({"error": f"{path}: {error}"})
+    return records
