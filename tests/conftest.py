@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import functools
 import http.server
+import json
 import os
 import shutil
 import subprocess
@@ -148,6 +149,21 @@ def copy_workflow(target: Path, with_config: bool = False) -> Path:
         else:
             shutil.copy2(source, destination)
     return target
+
+
+def run_on_jax(script: str, *arguments: str) -> dict:
+    """SCRIPT run in a process of its own on Keras's JAX backend (CPU); the JSON of its last line.
+    A process apart, since the test process may have another backend loaded."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *arguments],
+        cwd=REPO,
+        env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def write_config(path: Path, config: dict) -> Path:

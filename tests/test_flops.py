@@ -1,13 +1,8 @@
 """FLOPs per image (mnistbench/measures/flops.py) against hand counts, against the layers of the models
 that mnistbench.training.models really builds, and against XLA's own count of Keras's compiled steps."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-from conftest import REPO
+from conftest import run_on_jax
 
 from mnistbench.measures import flops
 
@@ -130,16 +125,7 @@ print(json.dumps({"layers": layers, "xla": xla}))
 
 @pytest.fixture(scope="module")
 def built():
-    done = subprocess.run(
-        [sys.executable, "-c", BUILT, str(XLA_BATCH)],
-        cwd=REPO,
-        env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_on_jax(BUILT, str(XLA_BATCH))
 
 
 def test_counts_match_the_layers_of_the_built_keras_model(built):

@@ -6,12 +6,9 @@ its framework before test_train sizes the thread pools (Keras picks its backend 
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from conftest import REPO
+from conftest import run_on_jax
 
 from mnistbench.measures import flops
 
@@ -117,19 +114,6 @@ keras.config.set_dtype_policy("mixed_float16")
 found["cnn mixed_float16"] = counted(build_model(grid.Run.of({"model": "cnn"})))
 print(json.dumps(found))
 """
-
-
-def run_on_jax(script: str, *arguments: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", script, *arguments],
-        cwd=REPO,
-        env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
